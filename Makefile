@@ -1,0 +1,38 @@
+# Kefu: `make run` runs the whole product, `make test` runs the test suite.
+# Both build .venv (from requirements.lock) and train the model when needed.
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PYTHONPATH := $(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: run test shell venv db model bench lock validate clean
+
+venv:
+	@scripts/venv.sh
+
+db: venv
+	@$(PY) -m crm_adapter.seed --if-empty
+
+model: db
+	@scripts/train.sh
+
+run: model
+	@$(PY) -m bot.run
+
+shell: model
+	@$(PY) -m bot.run --shell
+
+validate: venv
+	@.venv/bin/rasa data validate --fail-on-warnings --data data --domain domain.yml --config config.yml
+
+test: model
+	@$(PY) -m pytest -p no:cacheprovider tests
+
+bench: model
+	@$(PY) -m bench.run_all
+
+lock:
+	@$(PY) -m pip freeze --exclude-editable | sort > requirements.lock
+
+clean:
+	rm -rf models/*.tar.gz models/spacy_zh models/.train-stamp var/*.sqlite3*

@@ -1,0 +1,171 @@
+"""The one base class for forms that need to know who the customer is.
+
+Every flow that touches personal data (orders, refunds, points, profile,
+invoices, complaint status, consent) asks for verification the same way:
+a customer whose channel identity is bound is already verified; anyone else
+gives an order number and the last four digits of the phone on file.  The
+base class adds those two slots when needed, performs the check without
+revealing whether the order exists, locks after repeated failures, and lets a
+customer leave a form ("算了"), ask for a person, or ask an FAQ mid-way.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.types import DomainDict
+
+from actions import common, handoff
+from crm_adapter import errors
+
+logger = logging.getLogger(__name__)
+
+MAX_VERIFY_ATTEMPTS = 3
+# Intents that end or divert a form when the customer says them mid-way.
+_STOP_INTENTS = {"deny"}
+_HUMAN_INTENTS = {"request_human"}
+_INTERRUPT_CONFIDENCE = 0.6
+# Slots whose answer is free text that may legitimately read like an FAQ.
+_FREE_TEXT_SLOTS = {"complaint_description", "return_reason", "new_address", "profile_value"}
+
+
+class VerifiedFormValidation(FormValidationAction):
+    """Validation for a form whose flow needs a verified customer.
+
+    Subclasses set `form` (the form name), `flow_slots` (the slots of the
+    flow itself, in order) and `needs_order` (whether the flow is about one
+    order even for a verified customer).
+    """
+
+    form: str = ""
+    flow_slots: tuple[str, ...] = ()
+    needs_order: bool = False
+    needs_verification: bool = True
+
+    def name(self) -> str:
+        return f"validate_{self.form}"
+
+    # --- which slots to ask for ---------------------------------------
+    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> list[str]:
+        if tracker.get_slot("flow_blocked"):
+            return []
+        slots: list[str] = []
+        if self.needs_verification and not tracker.get_slot("verified"):
+            if (tracker.get_slot("verify_attempts") or 0) >= MAX_VERIFY_ATTEMPTS:
+                return []
+            slots += ["order_number", "phone_last4"]
+        elif self.needs_order:
+            slots.append("order_number")
+        slots += self.dynamic_flow_slots(tracker)
+        return slots
+
+    def dynamic_flow_slots(self, tracker: Tracker) -> list[str]:
+        """The flow's own slots; override when some depend on earlier answers."""
+        return list(self.flow_slots)
+
+    # --- interruptions ------------------------------------------------
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        try:
+            interrupted = await self._interruption(dispatcher, tracker)
+            if interrupted is not None:
+                return interrupted
+            return await super().run(dispatcher, tracker, domain)
+        except errors.CRMUnavailable:
+            logger.warning("CRM unavailable while validating %s", self.form)
+            dispatcher.utter_message(response="utter_crm_unavailable")
+            return [SlotSet("flow_blocked", True), SlotSet("requested_slot", None)]
+
+    async def _interruption(self, dispatcher: CollectingDispatcher,
+                            tracker: Tracker) -> Optional[list[EventType]]:
+        latest = tracker.latest_message or {}
+        intent = (latest.get("intent") or {}).get("name")
+        confidence = (latest.get("intent") or {}).get("confidence") or 0.0
+        requested = tracker.get_slot("requested_slot")
+        if requested is None or confidence < _INTERRUPT_CONFIDENCE:
+            return None  # form just activated, or unsure: let slot filling decide
+        if intent in _STOP_INTENTS and requested != "confirm":
+            dispatcher.utter_message(response="utter_form_stopped")
+            return self._end_form()
+        if intent in _HUMAN_INTENTS:
+            events = await handoff.escalate(dispatcher, tracker, reason="request_human")
+            return events + self._end_form()
+        if intent == "faq" and requested not in _FREE_TEXT_SLOTS:
+            response = _faq_response_name(latest)
+            if response:
+                dispatcher.utter_message(response=response)
+                return [SlotSet(requested, None)]
+        return None
+
+    @staticmethod
+    def _end_form() -> list[EventType]:
+        return [SlotSet("flow_blocked", True), SlotSet("requested_slot", None)]
+
+    # --- verification -------------------------------------------------
+    def validate_order_number(self, value: Any, dispatcher: CollectingDispatcher,
+                              tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        number = common.first_order_number(str(value)) if value else None
+        if not number:
+            dispatcher.utter_message(response="utter_invalid_order_number")
+            return {"order_number": None}
+        customer_id = common.customer_id_of(tracker)
+        if customer_id is not None:
+            if common.crm().get_order(customer_id, number) is None:
+                dispatcher.utter_message(response="utter_order_not_found", order_number=number)
+                return {"order_number": None}
+            return {"order_number": number, **self.check_order(number, dispatcher, tracker)}
+        last4 = tracker.get_slot("phone_last4")
+        if last4 and common.LAST4_RE.fullmatch(str(last4)):
+            return self._verify(number, str(last4), dispatcher, tracker)
+        return {"order_number": number}
+
+    def validate_phone_last4(self, value: Any, dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        match = common.LAST4_RE.search(str(value or ""))
+        if not match:
+            dispatcher.utter_message(response="utter_invalid_phone_last4")
+            return {"phone_last4": None}
+        number = tracker.get_slot("order_number")
+        if not number:
+            return {"phone_last4": match.group(1)}
+        return self._verify(str(number), match.group(1), dispatcher, tracker)
+
+    def _verify(self, number: str, last4: str, dispatcher: CollectingDispatcher,
+                tracker: Tracker) -> dict[str, Any]:
+        customer = common.crm().verify_by_order(number, last4)
+        if customer is None:
+            attempts = int(tracker.get_slot("verify_attempts") or 0) + 1
+            logger.info("Verification failed for sender (attempt %d)", attempts)
+            if attempts >= MAX_VERIFY_ATTEMPTS:
+                dispatcher.utter_message(response="utter_verify_locked")
+            else:
+                dispatcher.utter_message(response="utter_verify_failed")
+            return {"order_number": None, "phone_last4": None, "verify_attempts": attempts}
+        dispatcher.utter_message(response="utter_verified", customer_name=customer.name)
+        slots = {e["name"]: e["value"] for e in common.identity_slots(customer)}
+        tracker.slots.update(slots)
+        return {**slots, "order_number": number, "phone_last4": last4,
+                **self.check_order(number, dispatcher, tracker)}
+
+    def check_order(self, number: str, dispatcher: CollectingDispatcher,
+                    tracker: Tracker) -> dict[str, Any]:
+        """Flow-specific check of an order the customer owns (e.g. cancellable?).
+
+        Return slot updates; set flow_blocked to end the form after explaining.
+        """
+        return {}
+
+
+def _faq_response_name(latest: dict) -> Optional[str]:
+    """The retrieval response chosen for an FAQ message, e.g. utter_faq/warranty."""
+    selector = (latest.get("response_selector") or {}).get("faq") or {}
+    key = (selector.get("response") or {}).get("utter_action")
+    if key:
+        return key
+    intent_key = (selector.get("response") or {}).get("intent_response_key")
+    return f"utter_{intent_key}" if intent_key else None

@@ -1,0 +1,250 @@
+"""Payment problems, invoice requests and complaints: each becomes a record
+with a number the customer can quote later."""
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import common, handoff
+from actions.forms import VerifiedFormValidation
+from crm_adapter import errors
+
+PAYMENT_PROBLEMS = ("failed", "double_charged", "charged_no_order")
+_PAYMENT_WORDS = (("double_charged", ("重复", "两次", "扣了2次", "多扣", "扣了两")),
+                  ("charged_no_order", ("扣款", "扣钱", "扣了钱", "钱扣了", "没成功", "没显示", "未支付")),
+                  ("failed", ("失败", "付不了", "支付不了", "付款不了", "不成功", "付不出")))
+COMPLAINT_CATEGORIES = ("logistics", "quality", "service", "price", "after_sales", "other")
+_CATEGORY_WORDS = (("logistics", ("物流", "快递", "配送", "送货", "发货")),
+                   ("quality", ("质量", "坏", "破损", "假货", "瑕疵")),
+                   ("service", ("态度", "客服", "服务")),
+                   ("price", ("价格", "价钱", "贵", "降价", "差价")),
+                   ("after_sales", ("售后", "退货", "退款", "维修", "换货")),
+                   ("other", ("其他", "别的")))
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+TAX_RE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}")
+MOBILE_RE = re.compile(r"(?<!\d)(1[3-9]\d{9})(?!\d)")
+PERSONAL_TITLES = ("个人", "本人", "自己")
+
+
+def keyword_choice(text: str, table: tuple[tuple[str, tuple[str, ...]], ...]) -> Optional[str]:
+    for value, words in table:
+        if text == value or any(word in text for word in words):
+            return value
+    return None
+
+
+class ValidatePaymentForm(VerifiedFormValidation):
+    form = "payment_form"
+    flow_slots = ()
+
+    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> list[str]:
+        problem = tracker.get_slot("payment_problem")
+        if problem is None:
+            return ["payment_problem"]
+        if problem == "failed":
+            return ["payment_problem"]  # advice only, nothing personal to look at
+        return ["payment_problem"] + await super().required_slots(domain_slots, dispatcher,
+                                                                   tracker, domain)
+
+    def validate_payment_problem(self, value: Any, dispatcher: CollectingDispatcher,
+                                 tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        problem = keyword_choice(str(value or ""), _PAYMENT_WORDS)
+        if problem is None:
+            dispatcher.utter_message(response="utter_ask_payment_problem")
+            return {"payment_problem": None}
+        return {"payment_problem": problem}
+
+
+class ActionPaymentIssue(Action):
+    def name(self) -> str:
+        return "action_payment_issue"
+
+    @common.apologise_when_crm_down
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        problem = tracker.get_slot("payment_problem")
+        if tracker.get_slot("flow_blocked") or problem is None:
+            return common.reset_flow_slots()
+        if problem == "failed":
+            dispatcher.utter_message(response="utter_payment_failed_help")
+            return common.reset_flow_slots()
+        customer_id = common.flow_customer(dispatcher, tracker)
+        if customer_id is None:
+            return common.reset_flow_slots()
+        description = (tracker.latest_message or {}).get("text") or ""
+        ticket = common.crm().create_payment_ticket(
+            customer_id, problem, description, common.idempotency_key(tracker, "payment_ticket"),
+            order_number=tracker.get_slot("order_number"))
+        explanation = ("重复扣款的金额会在核实后1-3个工作日内原路退回。" if problem == "double_charged"
+                       else "扣款未生成订单的，银行通常会在1-7个工作日内自动退回；若未退回我们会人工处理。")
+        dispatcher.utter_message(response="utter_payment_ticket_created",
+                                 ticket_number=ticket.ticket_number, explanation=explanation)
+        return common.reset_flow_slots()
+
+
+class ValidateInvoiceForm(VerifiedFormValidation):
+    form = "invoice_form"
+    needs_order = True
+
+    def dynamic_flow_slots(self, tracker: Tracker) -> list[str]:
+        title = tracker.get_slot("invoice_title") or ""
+        if title and any(word in title for word in PERSONAL_TITLES):
+            return ["invoice_title", "invoice_email"]
+        return ["invoice_title", "tax_number", "invoice_email"]
+
+    def validate_invoice_title(self, value: Any, dispatcher: CollectingDispatcher,
+                               tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        title = str(value or "").strip()
+        if not title or len(title) > 100:
+            return {"invoice_title": None}
+        if any(word in title for word in PERSONAL_TITLES):
+            return {"invoice_title": "个人"}
+        return {"invoice_title": title}
+
+    def validate_tax_number(self, value: Any, dispatcher: CollectingDispatcher,
+                            tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        match = TAX_RE.search(str(value or "").upper())
+        if not match:
+            dispatcher.utter_message(response="utter_invalid_tax_number")
+            return {"tax_number": None}
+        return {"tax_number": match.group()}
+
+    def validate_invoice_email(self, value: Any, dispatcher: CollectingDispatcher,
+                               tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        match = EMAIL_RE.search(str(value or ""))
+        if not match:
+            dispatcher.utter_message(response="utter_invalid_email")
+            return {"invoice_email": None}
+        return {"invoice_email": match.group()}
+
+
+class ActionCreateInvoiceRequest(Action):
+    def name(self) -> str:
+        return "action_create_invoice_request"
+
+    @common.apologise_when_crm_down
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        customer_id = common.flow_customer(dispatcher, tracker)
+        number = tracker.get_slot("order_number")
+        if customer_id is None or not number:
+            return common.reset_flow_slots()
+        email = tracker.get_slot("invoice_email")
+        try:
+            request = common.crm().create_invoice_request(
+                customer_id, number, tracker.get_slot("invoice_title"),
+                tracker.get_slot("tax_number"), email,
+                common.idempotency_key(tracker, "invoice"))
+        except errors.InvalidInput as refusal:
+            dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
+            return common.reset_flow_slots()
+        from crm_adapter.masking import mask_email
+        dispatcher.utter_message(response="utter_invoice_created",
+                                 request_number=request.request_number, order_number=number,
+                                 email=mask_email(email))
+        return common.reset_flow_slots()
+
+
+class ValidateComplaintForm(VerifiedFormValidation):
+    """Anyone may complain; an unverified customer leaves a contact phone."""
+
+    form = "complaint_form"
+    needs_verification = False
+
+    def dynamic_flow_slots(self, tracker: Tracker) -> list[str]:
+        slots = ["complaint_category", "complaint_description"]
+        if common.customer_id_of(tracker) is None:
+            slots.append("contact_phone")
+        return slots
+
+    def validate_complaint_category(self, value: Any, dispatcher: CollectingDispatcher,
+                                    tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        category = keyword_choice(str(value or ""), _CATEGORY_WORDS)
+        if category is None:
+            # A description typed instead of a category: keep it, file under "other".
+            text = str(value or "").strip()
+            if len(text) >= 8 and tracker.get_slot("requested_slot") == "complaint_category":
+                return {"complaint_category": "other", "complaint_description": text[:2000]}
+            dispatcher.utter_message(response="utter_ask_complaint_category")
+            return {"complaint_category": None}
+        return {"complaint_category": category}
+
+    def validate_complaint_description(self, value: Any, dispatcher: CollectingDispatcher,
+                                       tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        text = str(value or "").strip()
+        if len(text) < 2:
+            return {"complaint_description": None}
+        return {"complaint_description": text[:2000]}
+
+    def validate_contact_phone(self, value: Any, dispatcher: CollectingDispatcher,
+                               tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        match = MOBILE_RE.search(str(value or ""))
+        if not match:
+            dispatcher.utter_message(response="utter_invalid_phone")
+            return {"contact_phone": None}
+        return {"contact_phone": match.group(1)}
+
+
+class ActionSubmitComplaint(Action):
+    def name(self) -> str:
+        return "action_submit_complaint"
+
+    @common.apologise_when_crm_down
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        description = tracker.get_slot("complaint_description")
+        if tracker.get_slot("flow_blocked") or not description:
+            return common.reset_flow_slots()
+        customer_id = common.customer_id_of(tracker)
+        order_number = tracker.get_slot("order_number") if customer_id is not None else None
+        if order_number and common.crm().get_order(customer_id, order_number) is None:
+            order_number = None  # never link an order the customer does not own
+        complaint = common.crm().create_complaint(
+            customer_id, tracker.get_slot("complaint_category") or "other", description,
+            common.channel_of(tracker), tracker.sender_id,
+            common.idempotency_key(tracker, "complaint"), order_number=order_number,
+            contact_phone=tracker.get_slot("contact_phone"))
+        dispatcher.utter_message(response="utter_complaint_created",
+                                 ticket_number=complaint.ticket_number,
+                                 category=complaint.category_label,
+                                 severity=complaint.severity_label,
+                                 due=f"{complaint.sla_due_at:%m月%d日 %H:%M}")
+        events = common.reset_flow_slots()
+        if complaint.severity == "high":
+            dispatcher.utter_message(response="utter_complaint_escalated")
+            events += await handoff.escalate(dispatcher, tracker, reason="high_severity_complaint",
+                                             complaint_ticket=complaint.ticket_number)
+        return events
+
+
+class ValidateComplaintStatusForm(VerifiedFormValidation):
+    form = "complaint_status_form"
+
+
+class ActionQueryComplaint(Action):
+    def name(self) -> str:
+        return "action_query_complaint"
+
+    @common.apologise_when_crm_down
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        customer_id = common.flow_customer(dispatcher, tracker)
+        if customer_id is None:
+            return common.reset_flow_slots()
+        complaints = common.crm().complaints_for_customer(customer_id, open_only=False)[:3]
+        if not complaints:
+            dispatcher.utter_message(response="utter_no_complaints")
+            return common.reset_flow_slots()
+        lines = [f"工单 {c.ticket_number}（{c.category_label}）：{c.status_label}，"
+                 f"{'承诺' if c.status in ('open', 'pending') else '提交于'} "
+                 f"{(c.sla_due_at if c.status in ('open', 'pending') else c.created_at):%m月%d日 %H:%M}"
+                 f"{'前答复' if c.status in ('open', 'pending') else ''}。"
+                 for c in complaints]
+        dispatcher.utter_message(response="utter_complaint_status", lines="\n".join(lines))
+        return common.reset_flow_slots()

@@ -1,0 +1,1 @@
+"""Kefu's runtime around Rasa: channels, tracker store, process supervisor, CLI."""

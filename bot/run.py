@@ -1,0 +1,159 @@
+"""Process supervisor: the action server and the Rasa server, started together
+and stopped together.
+
+`make run` calls this.  It waits until both answer, prints where to talk to
+the bot, and on Ctrl-C (or SIGTERM) stops both cleanly.  `--shell` opens
+Rasa's terminal chat against the running servers instead.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import requests
+
+from bot import settings as settings_mod
+from bot.settings import ROOT, Settings
+
+logger = logging.getLogger("kefu.run")
+
+
+class Stack:
+    """The running processes of one Kefu instance."""
+
+    def __init__(self, settings: Settings, log_dir: Optional[Path] = None) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen] = []
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        out = None
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(args, cwd=ROOT, env=self.settings.child_env(),
+                                stdout=out, stderr=subprocess.STDOUT if out else None)
+        self.procs.append(proc)
+        return proc
+
+    def start(self, timeout: float = 180.0) -> None:
+        s = self.settings
+        bin_dir = Path(sys.executable).parent
+        self._spawn("actions", [str(bin_dir / "python"), "-m", "rasa_sdk", "--actions", "actions",
+                                "--port", str(s.action_port)])
+        self._spawn("rasa", [str(bin_dir / "rasa"), "run", "--enable-api",
+                             "--auth-token", s.rasa_token, "-i", s.host, "-p", str(s.rasa_port),
+                             "--model", str(s.model_path), "--endpoints", "endpoints.yml",
+                             "--credentials", "credentials.yml", "--cors", "http://127.0.0.1"])
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        s = self.settings
+        deadline = time.monotonic() + timeout
+        checks = {
+            "action server": f"http://{s.host}:{s.action_port}/health",
+            "rasa server": f"{s.rasa_url}/status?token={s.rasa_token}",
+        }
+        pending = dict(checks)
+        while pending:
+            for proc in self.procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"process {proc.args[:3]} exited with {proc.returncode}")
+            for name, url in list(pending.items()):
+                try:
+                    response = requests.get(url, timeout=2)
+                    if response.ok and (name != "rasa server" or response.json().get("model_file")):
+                        del pending[name]
+                except requests.RequestException:
+                    pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
+            if pending:
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+
+    def __enter__(self) -> "Stack":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Run Kefu (action server + Rasa server).")
+    parser.add_argument("--shell", action="store_true", help="chat in this terminal")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = settings_mod.load()
+    if not settings.model_path.exists():
+        print(f"No model at {settings.model_path}; run `make model` first.", file=sys.stderr)
+        return 1
+    stack = Stack(settings, log_dir=None if not args.shell else ROOT / "var" / "logs")
+    stopping = False
+
+    def _terminate(signum: int, frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        stack.start()
+        if args.shell:
+            return _shell(settings)
+        print(
+            "\nKefu is running.\n"
+            f"  REST:   POST {settings.rasa_url}/webhooks/rest/webhook "
+            '{"sender": "demo-zhangwei", "message": "我的订单到哪了"}\n'
+            f"  API:    {settings.rasa_url} (token in var/rasa_token or $KEFU_RASA_TOKEN)\n"
+            "  Demo customers: sender demo-zhangwei (张伟), demo-lina (李娜); anyone else is\n"
+            "  anonymous and verifies with order 260101000021 + last four digits 1111.\n"
+            "Press Ctrl-C to stop.\n", flush=True)
+        while all(p.poll() is None for p in stack.procs):
+            time.sleep(1)
+        print("A Kefu process exited; stopping.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping Kefu...", flush=True)
+        return 0
+    finally:
+        stack.stop()
+
+
+def _shell(settings: Settings) -> int:
+    """A small terminal chat over the REST channel (Chinese input works as typed)."""
+    sender = input("Sender id [demo-zhangwei]: ").strip() or "demo-zhangwei"
+    url = f"{settings.rasa_url}/webhooks/rest/webhook"
+    print("Type a message (Ctrl-D to quit).")
+    while True:
+        try:
+            text = input("你: ")
+        except EOFError:
+            return 0
+        for reply in requests.post(url, json={"sender": sender, "message": text}, timeout=30).json():
+            print("小K:", reply.get("text", ""))
+            for button in reply.get("buttons") or []:
+                print(f"   [{button['title']}] {button['payload']}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

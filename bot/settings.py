@@ -1,0 +1,77 @@
+"""Runtime configuration from environment variables, with embedded defaults.
+
+Everything runs on one machine with SQLite files under var/ unless told
+otherwise; the same variables point the runtime at PostgreSQL and friends.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = Path(os.environ.get("KEFU_VAR_DIR", ROOT / "var"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    rasa_port: int
+    action_port: int
+    rasa_token: str
+    model_path: Path
+    tracker_dialect: str
+    tracker_db: str
+    events_db: str
+    crm_url: str
+
+    @property
+    def action_url(self) -> str:
+        return f"http://{self.host}:{self.action_port}/webhook"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.host}:{self.rasa_port}"
+
+    def child_env(self) -> dict[str, str]:
+        """Environment for the Rasa and action-server processes (endpoints.yml reads it)."""
+        env = dict(os.environ)
+        env.update({
+            "PYTHONPATH": str(ROOT),
+            "KEFU_ACTION_URL": self.action_url,
+            "KEFU_TRACKER_DIALECT": self.tracker_dialect,
+            "KEFU_TRACKER_DB": self.tracker_db,
+            "KEFU_EVENTS_DB": self.events_db,
+            "KEFU_CRM_URL": self.crm_url,
+            "KEFU_RASA_TOKEN": self.rasa_token,
+            "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        })
+        return env
+
+
+def load(var_dir: Path | None = None) -> Settings:
+    var = Path(var_dir or VAR)
+    var.mkdir(parents=True, exist_ok=True)
+    return Settings(
+        host=os.environ.get("KEFU_HOST", "127.0.0.1"),
+        rasa_port=int(os.environ.get("KEFU_RASA_PORT", "5005")),
+        action_port=int(os.environ.get("KEFU_ACTION_PORT", "5055")),
+        rasa_token=os.environ.get("KEFU_RASA_TOKEN") or _local_token(var),
+        model_path=Path(os.environ.get("KEFU_MODEL", ROOT / "models" / "kefu.tar.gz")),
+        tracker_dialect=os.environ.get("KEFU_TRACKER_DIALECT", "sqlite"),
+        tracker_db=os.environ.get("KEFU_TRACKER_DB", str(var / "tracker.sqlite3")),
+        events_db=os.environ.get("KEFU_EVENTS_DB", str(var / "events.sqlite3")),
+        crm_url=os.environ.get("KEFU_CRM_URL", f"sqlite:///{var / 'crm.sqlite3'}"),
+    )
+
+
+def _local_token(var: Path) -> str:
+    """A per-installation API token kept in var/ (mode 600) when none is configured."""
+    path = var / "rasa_token"
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(24)
+    path.write_text(token)
+    path.chmod(0o600)
+    return token

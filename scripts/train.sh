@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Train the Rasa model only when its inputs changed.
+#
+# Inputs: the training data, domain, config, the custom NLU components, and the
+# spaCy catalogue pipeline (rebuilt from the CRM's products first, so a new
+# product is recognised after retraining with no new training sentences).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+export PYTHONPATH=$PWD
+
+$PY -m bot.nlu.build_spacy --out models/spacy_zh
+
+stamp=models/.train-stamp
+hash=$( (find data bot/nlu -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) -print0 | sort -z | xargs -0 sha256sum;
+         sha256sum domain.yml config.yml requirements.lock;
+         cat models/spacy_zh/inputs.sha256 2>/dev/null || true) | sha256sum | cut -c1-32)
+
+if [ -f models/kefu.tar.gz ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then
+  echo "Model is up to date (models/kefu.tar.gz)." >&2
+  exit 0
+fi
+
+echo "Training the model (inputs changed)..." >&2
+start=$(date +%s)
+.venv/bin/rasa train --data data --domain domain.yml --config config.yml \
+  --out models --fixed-model-name kefu --force --quiet
+echo "$hash" > "$stamp"
+echo "Trained in $(( $(date +%s) - start )) s." >&2

@@ -1,0 +1,142 @@
+"""Actions against a real temporary CRM: build a tracker, run the action,
+assert the exact events and messages (in the style of RasaHQ/financial-demo)."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Optional
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import common
+from actions.account import ActionRateService, parse_birthday, parse_rating
+from actions.handoff import ActionHandleFallback
+from actions.orders import ActionCancelOrder, ActionQueryOrder, ValidateOrderQueryForm
+from actions.tickets import ActionSubmitComplaint
+from crm_adapter import CRM
+
+DOMAIN: dict[str, Any] = {"forms": {"order_query_form": {"required_slots": ["order_number", "phone_last4"]}},
+                          "slots": {}}
+
+
+def make_tracker(slots: dict[str, Any], text: str = "", intent: str = "inform",
+                 message_id: str = "m1", events: Optional[list] = None,
+                 sender: str = "action-test") -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99},
+              "entities": [], "message_id": message_id}
+    return Tracker(sender, slots, latest, events or [{"event": "user", "text": text,
+                                                      "parse_data": latest}],
+                   False, None, {}, "action_listen")
+
+
+def run(action, tracker: Tracker) -> tuple[list[dict], list[dict]]:
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, tracker, DOMAIN))
+    return events, dispatcher.messages
+
+
+@pytest.fixture(autouse=True)
+def _use(crm: CRM):
+    common.use_crm(crm)
+    yield
+    common.use_crm(None)
+
+
+def verified(customer_id: int, **slots: Any) -> dict[str, Any]:
+    return {"verified": True, "customer_id": str(customer_id), **slots}
+
+
+def test_query_latest_order_speaks_status_and_resets_flow(crm: CRM) -> None:
+    events, messages = run(ActionQueryOrder(), make_tracker(verified(1)))
+    assert events == common.reset_flow_slots()
+    assert [m["response"] for m in messages] == ["utter_order_status"]
+    assert messages[0]["order_number"] == crm.latest_order(1).order_number
+
+
+def test_query_someone_elses_order_reveals_nothing() -> None:
+    _, messages = run(ActionQueryOrder(), make_tracker(verified(1, order_number="260101000011")))
+    assert [(m["response"], m["order_number"]) for m in messages] == [
+        ("utter_order_not_found", "260101000011")]
+    assert "李娜" not in str(messages)
+
+
+def test_unverified_submit_says_locked_and_does_nothing() -> None:
+    _, messages = run(ActionQueryOrder(), make_tracker({"verified": False, "verify_attempts": 3}))
+    assert [m["response"] for m in messages] == ["utter_verify_locked"]
+
+
+def test_verification_sets_identity_slots() -> None:
+    action = ValidateOrderQueryForm()
+    tracker = make_tracker({"order_number": "260101000021", "requested_slot": "phone_last4"})
+    result = action.validate_phone_last4("1111", CollectingDispatcher(), tracker, DOMAIN)
+    assert result["verified"] is True and result["customer_id"] == "3"
+    assert result["customer_name"] == "王芳"
+
+
+def test_failed_verification_counts_attempts_and_clears_both_slots() -> None:
+    action = ValidateOrderQueryForm()
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker({"order_number": "260101000021", "verify_attempts": 1})
+    result = action.validate_phone_last4("0000", dispatcher, tracker, DOMAIN)
+    assert result == {"order_number": None, "phone_last4": None, "verify_attempts": 2}
+    assert dispatcher.messages[0]["response"] == "utter_verify_failed"
+
+
+def test_cancel_is_idempotent_per_message(crm: CRM) -> None:
+    tracker = make_tracker(verified(1, order_number="260101000002", confirm=True))
+    _, first = run(ActionCancelOrder(), tracker)
+    _, second = run(ActionCancelOrder(), tracker)  # the channel retried the same message
+    assert first[0]["response"] == "utter_order_cancelled"
+    assert second[0]["response"] == "utter_order_cancelled"
+    assert crm.get_order(1, "260101000002").status == "cancelled"
+
+
+def test_complaint_written_once_per_message(crm: CRM) -> None:
+    slots = verified(2, complaint_category="quality", complaint_description="耳机左边没声音")
+    tracker = make_tracker(slots, message_id="same-id")
+    _, first = run(ActionSubmitComplaint(), tracker)
+    _, second = run(ActionSubmitComplaint(), tracker)
+    assert first[0]["ticket_number"] == second[0]["ticket_number"]
+    assert len(crm.complaints_for_customer(2)) == 1
+
+
+def test_second_fallback_in_a_row_escalates() -> None:
+    fallback = {"event": "user", "text": "???", "parse_data": {"intent": {"name": "nlu_fallback"}}}
+    tracker = make_tracker({}, text="???", intent="nlu_fallback", events=[fallback, dict(fallback)])
+    _, messages = run(ActionHandleFallback(), tracker)
+    assert [m["response"] for m in messages] == ["utter_fallback_escalate", "utter_escalated"]
+
+
+def test_first_fallback_asks_to_rephrase() -> None:
+    _, messages = run(ActionHandleFallback(), make_tracker({}, intent="nlu_fallback"))
+    assert [m["response"] for m in messages] == ["utter_default"]
+
+
+def test_crm_down_gives_apology_and_clean_slate() -> None:
+    common.use_crm(CRM("postgresql+psycopg2://kefu@127.0.0.1:9/kefu"))
+    events, messages = run(ActionQueryOrder(), make_tracker(verified(1)))
+    assert [m["response"] for m in messages] == ["utter_crm_unavailable"]
+    assert events == common.reset_flow_slots()
+
+
+def test_rating_recorded_and_thanked() -> None:
+    tracker = make_tracker({"rating": "4分"}, intent="rate_service")
+    events, messages = run(ActionRateService(), tracker)
+    assert events == [SlotSet("rating", None)]
+    assert messages[0]["response"] == "utter_rating_thanks" and messages[0]["score"] == 4
+
+
+@pytest.mark.parametrize("text,score", [("5分", 5), ("五星好评", 5), ("一般般吧", 3),
+                                        ("非常不满意", 1), ("还行", 3), ("满意", 4), ("", None)])
+def test_parse_rating(text: str, score: Optional[int]) -> None:
+    assert parse_rating(text) == score
+
+
+@pytest.mark.parametrize("text,iso", [("1990年5月3日", "1990-05-03"), ("1988-12-01", "1988-12-01"),
+                                      ("19920229", "1992-02-29"), ("1991年2月30日", None),
+                                      ("我忘了", None)])
+def test_parse_birthday(text: str, iso: Optional[str]) -> None:
+    parsed = parse_birthday(text)
+    assert (parsed.isoformat() if parsed else None) == iso

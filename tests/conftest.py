@@ -1,0 +1,124 @@
+"""Shared fixtures: a seeded temporary CRM, and the real servers.
+
+Every test that needs a database gets a fresh SQLite file seeded with the
+fixed demo customers (see crm_adapter.seed); conversation tests share one
+running stack (action server + Rasa server with the trained model) and keep
+apart by using their own sender ids.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from bot import settings as settings_mod
+from bot.run import Stack
+from bot.settings import ROOT
+
+MODEL = ROOT / "models" / "kefu.tar.gz"
+SMALL_SEED = 60  # random customers besides the fixed demo ones
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def seeded_crm_url(directory: Path) -> str:
+    from crm_adapter import CRM
+    from crm_adapter.seed import seed
+
+    url = f"sqlite:///{directory / 'crm.sqlite3'}"
+    crm = CRM(url)
+    crm.create_schema()
+    seed(crm, customers=SMALL_SEED, seed=7)
+    return url
+
+
+@pytest.fixture()
+def crm(tmp_path: Path):
+    """A fresh, seeded CRM on a temporary SQLite file."""
+    from crm_adapter import CRM
+
+    return CRM(seeded_crm_url(tmp_path))
+
+
+def _start_stack(var_dir: Path, crm_url: str) -> Stack:
+    if not MODEL.exists():
+        pytest.fail("no trained model: run `make model` (make test does it)")
+    env = {
+        "KEFU_RASA_PORT": str(free_port()),
+        "KEFU_ACTION_PORT": str(free_port()),
+        "KEFU_RASA_TOKEN": uuid.uuid4().hex,
+        "KEFU_CRM_URL": crm_url,
+        "KEFU_MODEL": str(MODEL),
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        settings = settings_mod.load(var_dir)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    stack = Stack(settings, log_dir=var_dir / "logs")
+    try:
+        stack.start(timeout=300)
+    except Exception:
+        stack.stop()
+        for log in (var_dir / "logs").glob("*.log"):
+            print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-4000:]}")
+        raise
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Action server + Rasa server over a seeded SQLite CRM, for the whole run."""
+    var_dir = tmp_path_factory.mktemp("stack")
+    running = _start_stack(var_dir, seeded_crm_url(var_dir))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_crm_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The same servers, but the CRM URL points at a database nobody listens on."""
+    var_dir = tmp_path_factory.mktemp("stack_down")
+    running = _start_stack(var_dir, f"postgresql+psycopg2://kefu@127.0.0.1:{free_port()}/kefu")
+    yield running
+    running.stop()
+
+
+class Chat:
+    """One customer talking to the bot over Rasa's REST channel."""
+
+    def __init__(self, stack: Stack, sender: str | None = None) -> None:
+        self.stack = stack
+        self.sender = sender or f"test-{uuid.uuid4().hex[:10]}"
+        self.url = f"{stack.settings.rasa_url}/webhooks/rest/webhook"
+
+    def say(self, text: str) -> str:
+        """Send one message; return the bot's replies joined by newlines."""
+        response = requests.post(self.url, json={"sender": self.sender, "message": text},
+                                 timeout=60)
+        assert response.status_code == 200, response.text
+        return "\n".join(m.get("text", "") for m in response.json())
+
+    def tracker(self) -> dict:
+        s = self.stack.settings
+        response = requests.get(f"{s.rasa_url}/conversations/{self.sender}/tracker",
+                                params={"token": s.rasa_token}, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def slot(self, name: str):
+        return self.tracker()["slots"].get(name)

@@ -1,0 +1,59 @@
+"""FAQ, products, recommendations, small talk and bad input, over REST."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Chat
+
+
+def test_faq_shipping_fee(anonymous: Chat) -> None:
+    assert "99" in anonymous.say("买多少钱包邮啊")
+
+
+def test_faq_business_hours(anonymous: Chat) -> None:
+    assert "9:00" in anonymous.say("你们人工客服几点上班")
+
+
+def test_product_question_answered_from_catalogue(anonymous: Chat) -> None:
+    reply = anonymous.say("星辰X5手机多少钱")
+    assert "星辰X5手机" in reply and "2999" in reply
+
+
+def test_recommendation_from_history(zhangwei: Chat) -> None:
+    assert "根据您的购买记录" in zhangwei.say("有什么好东西推荐给我吗")
+
+
+def test_recommendation_for_anonymous(anonymous: Chat) -> None:
+    assert "受欢迎" in anonymous.say("有啥推荐的吗")
+
+
+def test_out_of_scope_is_declined_politely(anonymous: Chat) -> None:
+    reply = anonymous.say("今天北京天气怎么样")
+    assert "帮不上忙" in reply and "订单" in reply
+
+
+def test_bot_challenge(anonymous: Chat) -> None:
+    assert "机器人" in anonymous.say("你是真人还是机器人")
+
+
+def test_traditional_characters_are_understood(anonymous: Chat) -> None:
+    assert "訂單號" not in (reply := anonymous.say("我的訂單到哪裡了"))
+    assert "订单号" in reply
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    "   ",
+    "😀😀😀🙏",
+    "啊" * 5000,
+    "<script>alert('x')</script>",
+    "'; DROP TABLE customers; --",
+    "订单号 260101000001' OR '1'='1",
+    "\u200b\u200b\u200b",
+])
+def test_bad_input_gets_a_reply_and_no_crash(anonymous: Chat, text: str) -> None:
+    reply = anonymous.say(text)
+    assert reply.strip(), f"no reply to {text[:20]!r}"
+    assert "<script>" not in reply
+    # The conversation still works afterwards.
+    assert "99" in anonymous.say("多少钱包邮")

@@ -1,0 +1,74 @@
+"""Returns, refunds, membership, profile, consent and ratings, over REST."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from tests.conftest import Chat
+
+
+def test_return_request_for_recent_delivery(zhangwei: Chat, stack_crm) -> None:
+    assert "退货原因" in zhangwei.say("耳机不想要了，订单260101000003我要退货")
+    reply = zhangwei.say("音质没有想象中好，不太喜欢")
+    assert "退货申请已提交" in reply and "退货单号 R" in reply
+    assert any(r.order_number == "260101000003" for r in stack_crm.returns_for_customer(1))
+
+
+def test_return_refused_after_the_window(zhangwei: Chat) -> None:
+    reply = zhangwei.say("260101000005这个订单可以退货吗，我要退")
+    assert "退货期限" in reply and "截止" in reply
+
+
+def test_shipped_order_cannot_be_returned_yet(lina: Chat) -> None:
+    reply = lina.say("订单260101000012我要申请退货")
+    assert "运输途中" in reply
+
+
+def test_refund_progress(zhangwei: Chat) -> None:
+    reply = zhangwei.say("我的退款什么时候到账")
+    assert "退货单" in reply
+
+
+def test_membership_points_and_coupons(zhangwei: Chat) -> None:
+    reply = zhangwei.say("我现在有多少积分")
+    assert "金卡" in reply and "优惠券" in reply
+
+
+def test_membership_needs_verification_for_anonymous(anonymous: Chat) -> None:
+    assert "订单号" in anonymous.say("查一下我的会员积分")
+    anonymous.say("260101000021")
+    reply = anonymous.say("1111")
+    assert "普通会员" in reply and "积分" in reply
+
+
+def test_update_email_with_confirmation(lina: Chat, stack_crm) -> None:
+    lina.say("我想改一下邮箱")
+    reply = lina.say("lina_new@example.com")
+    assert "确认修改为" in reply
+    reply = lina.say("确认")
+    assert "已为您更新邮箱" in reply and "lina_new@example.com" not in reply  # masked
+    assert stack_crm.get_customer(2).masked_email.startswith("li")
+
+
+def test_invalid_birthday_is_asked_again(lina: Chat) -> None:
+    lina.say("帮我改下生日")
+    assert "生日格式" in lina.say("我忘了")
+
+
+def test_unsubscribe_records_consent(zhangwei: Chat, stack_crm) -> None:
+    assert "已为您退订" in zhangwei.say("以后别再给我发促销短信了，退订")
+    from crm_adapter.models import Consent
+    with stack_crm.engine.connect() as conn:
+        rows = conn.execute(select(Consent).where(Consent.customer_id == 1)).all()
+    assert any(not row.granted and row.purpose == "marketing" for row in rows)
+
+
+def test_rating_is_recorded(zhangwei: Chat) -> None:
+    assert "5分" in zhangwei.say("服务很好，给你们打5分")
+
+
+def test_low_rating_is_answered_with_an_apology(anonymous: Chat) -> None:
+    assert "抱歉" in anonymous.say("/rate_service{\"rating\": \"1分\"}")
+
+
+def test_rating_without_score_asks_for_one(anonymous: Chat) -> None:
+    assert "1-5分" in anonymous.say("/rate_service")

@@ -1,0 +1,73 @@
+"""Complaints, payments, invoices, escalation and fallback, over REST."""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+
+from tests.conftest import Chat
+
+
+def test_anonymous_complaint_gets_ticket_and_due_time(anonymous: Chat, stack_crm) -> None:
+    assert "哪方面" in anonymous.say("我要投诉")
+    assert "详细描述" in anonymous.say("物流")
+    assert "手机号" in anonymous.say("快递三天了都没更新物流信息，打电话也没人接")
+    reply = anonymous.say("13912345678")
+    match = re.search(r"工单号 (TS\d+)", reply)
+    assert match, reply
+    assert "前给您答复" in reply
+
+
+def test_serious_complaint_is_escalated(zhangwei: Chat, stack_crm) -> None:
+    zhangwei.say("我要投诉你们的商品质量")
+    reply = zhangwei.say("充电宝充电的时候冒烟了还起火，差点烧到孩子")
+    assert "工单号 TS" in reply
+    assert "转接人工" in reply
+    from crm_adapter.models import Escalation
+    with stack_crm.engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(Escalation)
+                             .where(Escalation.sender_id == zhangwei.sender)).scalar_one()
+    assert count == 1
+
+
+def test_complaint_status(zhangwei: Chat) -> None:
+    reply = zhangwei.say("我之前的投诉处理得怎么样了")
+    assert "工单 TS" in reply
+
+
+def test_request_human_records_escalation(anonymous: Chat, stack_crm) -> None:
+    reply = anonymous.say("转人工")
+    assert "转接人工客服" in reply
+    from crm_adapter.models import Escalation
+    with stack_crm.engine.connect() as conn:
+        rows = conn.execute(select(Escalation).where(Escalation.sender_id == anonymous.sender)).all()
+    assert len(rows) == 1 and rows[0].reason == "request_human"
+
+
+def test_two_fallbacks_in_a_row_escalate(anonymous: Chat) -> None:
+    assert "换个说法" in anonymous.say("/nlu_fallback")
+    assert "转人工" in anonymous.say("/nlu_fallback")
+
+
+def test_payment_failure_gets_advice_without_verification(anonymous: Chat) -> None:
+    reply = anonymous.say("付款一直失败怎么回事")
+    assert "换一种支付方式" in reply
+
+
+def test_double_charge_creates_ticket(zhangwei: Chat) -> None:
+    zhangwei.say("我付款被扣了两次钱")
+    reply = zhangwei.say("260101000002")
+    assert "工单号" in reply
+
+
+def test_invoice_request(zhangwei: Chat) -> None:
+    assert "抬头" in zhangwei.say("订单260101000003帮我开个发票")
+    assert "纳税人识别号" in zhangwei.say("上海星辰科技有限公司")
+    assert "邮箱" in zhangwei.say("91310115MA1K4ABC2X")
+    reply = zhangwei.say("zhangwei@example.com")
+    assert "发票申请已提交" in reply and "zhangwei@example.com" not in reply
+
+
+def test_personal_invoice_skips_tax_number(lina: Chat) -> None:
+    lina.say("我要开发票，订单号260101000011")
+    assert "邮箱" in lina.say("个人")
