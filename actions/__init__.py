@@ -3,3 +3,8 @@
 rasa_sdk imports every submodule of this package, so each action only needs
 to live in one of them.
 """
+from crm_adapter.masking import install_pii_filter
+
+# The action server has configured its log handlers by the time it imports
+# this package: mask phones and emails in everything they write.
+install_pii_filter()

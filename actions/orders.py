@@ -10,6 +10,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import common
 from actions.forms import VerifiedFormValidation
+from crm_adapter import errors, validation
 from crm_adapter.views import OrderView
 
 
@@ -117,12 +118,11 @@ class ValidateChangeAddressForm(_OrderChangeForm):
 
     def validate_new_address(self, value: Any, dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
-        text = str(value or "").strip()
-        if len(text) < 6 or len(text) > 200:
-            dispatcher.utter_message(response="utter_invalid_value",
-                                     message="地址好像不完整，请按“省市区+街道门牌号”的格式再发一次。")
+        try:
+            return {"new_address": validation.address(value)}
+        except errors.InvalidInput as refusal:
+            dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
             return {"new_address": None}
-        return {"new_address": text}
 
 
 class ActionCancelOrder(Action):
@@ -170,8 +170,12 @@ class ActionChangeAddress(Action):
         if tracker.get_slot("confirm") is not True:
             dispatcher.utter_message(response="utter_address_kept", order_number=number)
             return common.reset_flow_slots()
-        change = common.crm().change_address(customer_id, number, address,
-                                             common.idempotency_key(tracker, "change_address"))
+        try:
+            change = common.crm().change_address(customer_id, number, address,
+                                                 common.idempotency_key(tracker, "change_address"))
+        except errors.InvalidInput as refusal:
+            dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
+            return common.reset_flow_slots()
         if change.outcome in ("done", "already"):
             dispatcher.utter_message(response="utter_address_changed", order_number=number,
                                      new_address=address)

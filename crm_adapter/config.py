@@ -1,0 +1,110 @@
+"""Where the CRM lives and how to open it.
+
+Embedded by default (a SQLite file under ``var/``) so one machine runs
+everything with nothing to install; any SQLAlchemy URL in ``KEFU_CRM_URL``
+(PostgreSQL in production) replaces it without code changes.
+
+SQLite needs some care to behave like a server database under the action
+server's concurrency:
+
+* WAL journal, so readers never block the single writer;
+* foreign keys on (SQLite leaves them off per connection);
+* a busy ``timeout``, so a writer waits for the lock instead of failing;
+* Python's sqlite3 module is told not to manage transactions itself and
+  SQLAlchemy emits ``BEGIN`` — ``BEGIN IMMEDIATE`` for write transactions
+  (see `WRITE_OPTIONS`).  A deferred write transaction in WAL mode that read
+  an old snapshot fails with "database is locked" *without* waiting when
+  another writer committed meanwhile; taking the write lock up front makes
+  concurrent writers queue on the busy timeout instead.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+ENV_VAR = "KEFU_CRM_URL"
+
+#: Seconds a SQLite connection waits for another writer before giving up.
+SQLITE_BUSY_TIMEOUT_S = 15.0
+
+#: Seconds a PostgreSQL connection attempt may take before it counts as down.
+CONNECT_TIMEOUT_S = 5
+
+#: Pass to ``Session.connection(execution_options=...)`` to open a write
+#: transaction (``BEGIN IMMEDIATE`` on SQLite; ignored elsewhere).
+WRITE_OPTIONS: Mapping[str, Any] = {"kefu_sqlite_begin": "IMMEDIATE"}
+
+
+def repo_root() -> Path:
+    """The repository root (the folder that holds ``crm_adapter/``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def default_sqlite_path() -> Path:
+    return repo_root() / "var" / "crm.sqlite3"
+
+
+def crm_url(env: Optional[Mapping[str, str]] = None) -> str:
+    """The CRM database URL: ``KEFU_CRM_URL`` or the embedded SQLite file."""
+    env = os.environ if env is None else env
+    url = (env.get(ENV_VAR) or "").strip()
+    return url or f"sqlite:///{default_sqlite_path()}"
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Create a 2.0-style engine for ``url`` with the settings described above.
+
+    Raises SQLAlchemy's own errors (bad URL, missing driver); the service turns
+    them into `CRMUnavailable`.  Nothing connects until first use.
+    """
+    parsed = make_url(url)
+    # hide_parameters: error messages and echo logs would otherwise carry the
+    # bound values -- phone numbers, addresses -- into logs.
+    kwargs: dict[str, Any] = {"future": True, "echo": echo, "hide_parameters": True}
+
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        if database in ("", ":memory:"):
+            # One shared connection, or every session would see an empty database.
+            connect_args["check_same_thread"] = False
+            kwargs["poolclass"] = StaticPool
+        elif Path(database).resolve() == default_sqlite_path():
+            # Only the default location is ours to create; a configured path
+            # in a missing folder is a configuration error and must surface.
+            default_sqlite_path().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = connect_args
+        engine = create_engine(url, **kwargs)
+        _install_sqlite_events(engine)
+        return engine
+
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    kwargs["pool_pre_ping"] = True
+    return create_engine(url, **kwargs)
+
+
+def _install_sqlite_events(engine: Engine) -> None:
+    busy_ms = int(SQLITE_BUSY_TIMEOUT_S * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy, not the sqlite3 module, decides where transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("kefu_sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,439 @@
+"""The CRM's tables (SQLAlchemy declarative, portable SQLite/PostgreSQL).
+
+Conventions, chosen so that both databases behave the same:
+
+* times are stored as naive UTC ``DateTime``; views convert them to China
+  time (see `crm_adapter.views.CHINA_TZ`);
+* money is ``Numeric(12, 2)`` read back as float (``asdecimal=False``): exact
+  in PostgreSQL, and callers get plain floats they can put in Rasa slots;
+* status and enum-like columns are short strings guarded by CHECK
+  constraints, so a typo in code fails loudly instead of creating a state no
+  rule knows about;
+* nothing is hard-deleted: customers are anonymised (``deleted``), history
+  tables (consents, interactions) only grow.
+
+`ProcessedOperation` is the single idempotency mechanism: every write method
+inserts its key there in the same transaction as its change.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import declarative_base, relationship
+
+# Stable constraint names, so that migrations (Alembic, later) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+Base: Any = declarative_base(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+
+ORDER_STATUSES = ("pending_payment", "paid", "shipped", "delivered", "cancelled", "returned")
+RETURN_STATUSES = ("requested", "approved", "received", "refunded", "rejected")
+OPEN_RETURN_STATUSES = ("requested", "approved", "received")
+COMPLAINT_STATUSES = ("open", "pending", "resolved", "closed")
+OPEN_COMPLAINT_STATUSES = ("open", "pending")
+COMPLAINT_CATEGORIES = ("logistics", "quality", "service", "price", "after_sales", "other")
+SEVERITIES = ("high", "medium", "low")
+ESCALATION_STATUSES = ("pending", "open", "resolved")
+ACTIVE_ESCALATION_STATUSES = ("pending", "open")
+ESCALATION_PRIORITIES = ("high", "normal")
+PAYMENT_PROBLEMS = ("failed", "double_charged", "charged_no_order")
+TICKET_STATUSES = ("open", "resolved")
+INVOICE_STATUSES = ("requested", "issued", "rejected")
+TIERS = ("core", "potential", "low")
+LIFECYCLE_STAGES = ("potential", "acquisition", "growth", "loyalty", "churn")
+CONSENT_PURPOSES = ("service", "marketing")
+
+
+def _money(**kwargs: Any) -> Column:
+    return Column(Numeric(12, 2, asdecimal=False), **kwargs)
+
+
+def _in(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    listed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=column)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id = Column(Integer, primary_key=True)
+    name = Column(String(64), nullable=False)
+    # Unique among live customers; anonymisation sets it to NULL.
+    phone = Column(String(20), unique=True)
+    email = Column(String(254))
+    birthday = Column(Date)
+    gender = Column(String(8))  # "male" / "female" / None
+    city = Column(String(32))
+    default_address = Column(String(200))
+    member_level = Column(String(16), nullable=False, default="普通会员")
+    points = Column(Integer, nullable=False, default=0)
+    # The part of ``points`` that lapses at ``points_expire_at`` (points earned
+    # in year Y expire at the end of Y+1, so at most one batch is "next").
+    points_expiring = Column(Integer, nullable=False, default=0)
+    points_expire_at = Column(Date)
+    tier = Column(String(16), nullable=False, default="low")
+    lifecycle_stage = Column(String(16), nullable=False, default="potential")
+    total_spent = _money(nullable=False, default=0)
+    created_at = Column(DateTime, nullable=False)
+    timezone = Column(String(40), nullable=False, default="Asia/Shanghai")
+    deleted = Column(Boolean, nullable=False, default=False)
+    anonymised_at = Column(DateTime)
+
+    identities = relationship("ChannelIdentity", back_populates="customer")
+    orders = relationship("Order", back_populates="customer")
+
+    __table_args__ = (
+        _in("tier", TIERS),
+        _in("lifecycle_stage", LIFECYCLE_STAGES),
+    )
+
+
+class ChannelIdentity(Base):
+    """Who a channel's sender (WeChat openid, web session, ...) is in the CRM."""
+
+    __tablename__ = "channel_identities"
+
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(32), nullable=False)
+    external_id = Column(String(128), nullable=False)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    verified_at = Column(DateTime)
+    created_at = Column(DateTime, nullable=False)
+
+    customer = relationship("Customer", back_populates="identities")
+
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id = Column(Integer, primary_key=True)
+    sku = Column(String(32), nullable=False, unique=True)
+    name = Column(String(64), nullable=False)
+    aliases = Column(Text, nullable=False, default="")  # "|"-separated
+    category = Column(String(32), nullable=False, index=True)
+    price = _money(nullable=False)
+    repurchase_days = Column(Integer)
+    warranty_months = Column(Integer, nullable=False, default=0)
+    description = Column(Text, nullable=False, default="")
+    active = Column(Boolean, nullable=False, default=True)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id = Column(Integer, primary_key=True)
+    order_number = Column(String(12), nullable=False, unique=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False)
+    status = Column(String(20), nullable=False)
+    total = _money(nullable=False)
+    address = Column(String(200), nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    paid_at = Column(DateTime)
+    shipped_at = Column(DateTime)
+    delivered_at = Column(DateTime)
+    cancelled_at = Column(DateTime)
+    carrier = Column(String(16))
+    tracking_number = Column(String(32))
+    logistics_note = Column(String(200))
+    updated_at = Column(DateTime)
+
+    customer = relationship("Customer", back_populates="orders")
+    items = relationship("OrderItem", back_populates="order", order_by="OrderItem.id")
+    returns = relationship("ReturnRequest", back_populates="order", order_by="ReturnRequest.id")
+
+    __table_args__ = (
+        _in("status", ORDER_STATUSES),
+        CheckConstraint("length(order_number) = 12", name="order_number_len"),
+        Index("ix_orders_customer_created", "customer_id", "created_at"),
+    )
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    id = Column(Integer, primary_key=True)
+    order_id = Column(Integer, ForeignKey("orders.id"), nullable=False, index=True)
+    product_id = Column(Integer, ForeignKey("products.id"), nullable=False, index=True)
+    # Snapshots: what the customer bought, even if the catalogue changes later.
+    sku = Column(String(32), nullable=False)
+    name = Column(String(64), nullable=False)
+    quantity = Column(Integer, nullable=False, default=1)
+    unit_price = _money(nullable=False)
+
+    order = relationship("Order", back_populates="items")
+    product = relationship("Product")
+
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity"),)
+
+
+class Coupon(Base):
+    __tablename__ = "coupons"
+
+    id = Column(Integer, primary_key=True)
+    code = Column(String(32), nullable=False, unique=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    title = Column(String(64), nullable=False)
+    amount = _money(nullable=False)
+    min_spend = _money(nullable=False, default=0)
+    expires_at = Column(DateTime, nullable=False)
+    used_at = Column(DateTime)
+    created_at = Column(DateTime, nullable=False)
+
+
+class ReturnRequest(Base):
+    __tablename__ = "return_requests"
+
+    id = Column(Integer, primary_key=True)
+    return_number = Column(String(20), nullable=False, unique=True)
+    order_id = Column(Integer, ForeignKey("orders.id"), nullable=False, index=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    sku = Column(String(32))  # None: the whole order
+    reason = Column(Text, nullable=False)
+    status = Column(String(16), nullable=False)
+    refund_amount = _money(nullable=False)
+    refund_eta = Column(Date)
+    created_at = Column(DateTime, nullable=False)
+    updated_at = Column(DateTime)
+
+    order = relationship("Order", back_populates="returns")
+
+    __table_args__ = (
+        _in("status", RETURN_STATUSES),
+        # "One open return per order", enforced by the database as well, so
+        # that two concurrent requests cannot both pass the check in code.
+        Index(
+            "uq_return_requests_one_open",
+            "order_id",
+            unique=True,
+            sqlite_where=text("status IN ('requested', 'approved', 'received')"),
+            postgresql_where=text("status IN ('requested', 'approved', 'received')"),
+        ),
+    )
+
+
+class Complaint(Base):
+    __tablename__ = "complaints"
+
+    id = Column(Integer, primary_key=True)
+    ticket_number = Column(String(20), nullable=False, unique=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"))
+    order_id = Column(Integer, ForeignKey("orders.id"))
+    # What the complainer typed, kept even when it could not be linked.
+    reported_order_number = Column(String(12))
+    # A call-back number, mostly from complainers who are not verified.
+    contact_phone = Column(String(20))
+    category = Column(String(16), nullable=False)
+    description = Column(Text, nullable=False)
+    severity = Column(String(8), nullable=False)
+    status = Column(String(16), nullable=False, default="open")
+    channel = Column(String(32), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    sla_due_at = Column(DateTime, nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    resolved_at = Column(DateTime)
+
+    order = relationship("Order")
+
+    __table_args__ = (
+        _in("status", COMPLAINT_STATUSES),
+        _in("category", COMPLAINT_CATEGORIES),
+        _in("severity", SEVERITIES),
+        Index("ix_complaints_customer_created", "customer_id", "created_at"),
+        Index("ix_complaints_status_sla", "status", "sla_due_at"),
+    )
+
+
+class Escalation(Base):
+    __tablename__ = "escalations"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), index=True)
+    complaint_id = Column(Integer, ForeignKey("complaints.id"))
+    status = Column(String(16), nullable=False, default="pending")
+    priority = Column(String(8), nullable=False, default="normal")
+    reason = Column(Text, nullable=False)
+    channel = Column(String(32), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    assigned_to = Column(String(64))
+    created_at = Column(DateTime, nullable=False)
+    resolved_at = Column(DateTime)
+
+    complaint = relationship("Complaint")
+
+    __table_args__ = (
+        _in("status", ESCALATION_STATUSES),
+        _in("priority", ESCALATION_PRIORITIES),
+        Index("ix_escalations_conversation", "channel", "sender_id", "status"),
+        Index("ix_escalations_queue", "status", "priority", "created_at"),
+    )
+
+
+class PaymentTicket(Base):
+    __tablename__ = "payment_tickets"
+
+    id = Column(Integer, primary_key=True)
+    ticket_number = Column(String(20), nullable=False, unique=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    order_id = Column(Integer, ForeignKey("orders.id"))
+    problem = Column(String(20), nullable=False)
+    description = Column(Text, nullable=False, default="")
+    status = Column(String(16), nullable=False, default="open")
+    created_at = Column(DateTime, nullable=False)
+    resolved_at = Column(DateTime)
+
+    order = relationship("Order")
+
+    __table_args__ = (_in("problem", PAYMENT_PROBLEMS), _in("status", TICKET_STATUSES))
+
+
+class InvoiceRequest(Base):
+    __tablename__ = "invoice_requests"
+
+    id = Column(Integer, primary_key=True)
+    request_number = Column(String(20), nullable=False, unique=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False, index=True)
+    order_id = Column(Integer, ForeignKey("orders.id"), nullable=False, index=True)
+    title = Column(String(100), nullable=False)
+    tax_number = Column(String(18))
+    email = Column(String(254), nullable=False)
+    status = Column(String(16), nullable=False, default="requested")
+    created_at = Column(DateTime, nullable=False)
+    issued_at = Column(DateTime)
+
+    order = relationship("Order")
+
+    __table_args__ = (_in("status", INVOICE_STATUSES),)
+
+
+class Interaction(Base):
+    """One line of contact history (the customer-360 timeline)."""
+
+    __tablename__ = "interactions"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"))
+    channel = Column(String(32), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    kind = Column(String(32), nullable=False)
+    summary = Column(String(500), nullable=False, default="")
+    created_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (Index("ix_interactions_customer_created", "customer_id", "created_at"),)
+
+
+class Consent(Base):
+    """Consent history: a new row per change; the newest row per (channel, purpose) wins."""
+
+    __tablename__ = "consents"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False)
+    channel = Column(String(32), nullable=False)
+    purpose = Column(String(16), nullable=False)
+    granted = Column(Boolean, nullable=False)
+    source = Column(String(64), nullable=False)
+    created_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (
+        _in("purpose", CONSENT_PURPOSES),
+        Index("ix_consents_lookup", "customer_id", "channel", "purpose", "created_at"),
+    )
+
+
+class CsatRating(Base):
+    __tablename__ = "csat_ratings"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), index=True)
+    channel = Column(String(32), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    score = Column(Integer, nullable=False)
+    comment = Column(String(500))
+    created_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (CheckConstraint("score BETWEEN 1 AND 5", name="score"),)
+
+
+class VerificationAttempt(Base):
+    """Order-number + phone-last4 attempts, to stop guessing the 10,000 combinations."""
+
+    __tablename__ = "verification_attempts"
+
+    id = Column(Integer, primary_key=True)
+    order_number = Column(String(12), nullable=False)
+    succeeded = Column(Boolean, nullable=False)
+    created_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (Index("ix_verification_attempts_order", "order_number", "created_at"),)
+
+
+class NumberSequence(Base):
+    """Daily counters behind ticket numbers (TS/PT/FP/R + YYYYMMDD + sequence).
+
+    One row per prefix and day, locked with SELECT ... FOR UPDATE while a
+    number is taken, so that concurrent writers on PostgreSQL queue instead
+    of computing the same "max + 1" (SQLite's single writer does this anyway).
+    """
+
+    __tablename__ = "number_sequences"
+
+    stem = Column(String(20), primary_key=True)  # e.g. "TS20260115"
+    last = Column(Integer, nullable=False)
+
+
+class ProcessedOperation(Base):
+    """Idempotency: the stored result of every write, keyed by the caller's key."""
+
+    __tablename__ = "processed_operations"
+
+    id = Column(Integer, primary_key=True)
+    idempotency_key = Column(String(255), nullable=False, unique=True)
+    kind = Column(String(32), nullable=False)
+    result = Column(JSON)
+    created_at = Column(DateTime, nullable=False)
+
+
+__all__ = [
+    "Base",
+    "Customer",
+    "ChannelIdentity",
+    "Product",
+    "Order",
+    "OrderItem",
+    "Coupon",
+    "ReturnRequest",
+    "Complaint",
+    "Escalation",
+    "PaymentTicket",
+    "InvoiceRequest",
+    "Interaction",
+    "Consent",
+    "CsatRating",
+    "VerificationAttempt",
+    "NumberSequence",
+    "ProcessedOperation",
+]

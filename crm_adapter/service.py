@@ -1,0 +1,1111 @@
+"""`CRM`: the interface of docs/crm-interface.md, over SQLAlchemy.
+
+How every method is built, so that the contract holds by construction
+rather than by care in each method:
+
+* `_guarded` wraps each public method: database and driver failures become
+  `CRMUnavailable`; `CRMError`s pass through; nothing else is expected.
+* Reads open a short session and return views built inside it.
+* Writes go through `_write(kind, key, work)`: one transaction (``BEGIN
+  IMMEDIATE`` on SQLite) that first looks the idempotency key up in
+  ``processed_operations``, returns the stored result if found, otherwise
+  runs ``work`` and stores its encoded result next to the change — both
+  commit or neither does. A unique-key race (two workers with the same key
+  or the same new ticket number) surfaces as IntegrityError and is retried
+  once, when the winner's row is visible.
+* Input is validated before the transaction (`crm_adapter.validation`);
+  refusals that depend on the data (order not returnable …) raise
+  `InvalidInput` inside it, which rolls everything back and stores nothing,
+  so a retry after the situation changed is judged afresh.
+* Orders are only ever looked up together with their owner's id: an order
+  number that belongs to someone else behaves exactly like one that does
+  not exist.
+
+Feedback is never lost to bookkeeping: complaints, escalations, ratings and
+interactions for a customer id that no longer resolves are recorded as
+anonymous (with the sender id) rather than refused.
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+import threading
+import unicodedata
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterator, Optional, TypeVar
+
+from sqlalchemy import delete, func, inspect, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, selectinload
+
+from . import config, convert, policy, validation
+from .catalogue import CATEGORIES, CATEGORY_ALIASES, canonical_category
+from .errors import CRMError, CRMUnavailable, IdempotencyConflict, InvalidInput, NotFound
+from .masking import guard_logger, mask_text
+from .models import (
+    ACTIVE_ESCALATION_STATUSES,
+    COMPLAINT_CATEGORIES,
+    CONSENT_PURPOSES,
+    OPEN_COMPLAINT_STATUSES,
+    OPEN_RETURN_STATUSES,
+    PAYMENT_PROBLEMS,
+    Base,
+    ChannelIdentity,
+    Complaint,
+    Consent,
+    Coupon,
+    CsatRating,
+    Customer,
+    Escalation,
+    Interaction,
+    InvoiceRequest,
+    NumberSequence,
+    Order,
+    OrderItem,
+    PaymentTicket,
+    ProcessedOperation,
+    Product,
+    ReturnRequest,
+    VerificationAttempt,
+)
+from .recommend import recommend_products
+from .views import (
+    ORDER_STATUS_LABELS,
+    RETURN_STATUS_LABELS,
+    ComplaintView,
+    CustomerView,
+    EscalationView,
+    InvoiceRequestView,
+    MembershipView,
+    OrderChange,
+    OrderView,
+    ProductView,
+    ReturnView,
+    TicketView,
+    decode,
+    encode,
+)
+
+log = guard_logger(__name__)
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+PROFILE_FIELDS = ("phone", "birthday", "email", "address", "name")
+_PROFILE_COLUMNS = {
+    "phone": "phone",
+    "birthday": "birthday",
+    "email": "email",
+    "address": "default_address",
+    "name": "name",
+}
+
+MSG_ORDER_NOT_FOUND = "没有查到这个订单，请核对一下订单号。"
+MSG_COMPLAINT_NOT_FOUND = "没有查到这个投诉单号，请核对一下。"
+MSG_PROFILE_FIELD = "目前可以修改的是手机号、生日、邮箱、地址和姓名，请问您要改哪一项？"
+MSG_PHONE_TAKEN = "这个手机号暂时无法绑定到您的账户，如有疑问请联系人工客服。"
+MSG_RETURN_REASON = "请简单说一下退货原因，例如：尺码不合适、商品有质量问题。"
+MSG_COMPLAINT_CATEGORY = "请问您要投诉的是物流、商品质量、服务态度、价格、售后还是其他问题？"
+MSG_COMPLAINT_DESCRIPTION = "请简单描述一下遇到的问题（2000字以内），我们会尽快处理。"
+MSG_PAYMENT_PROBLEM = "请问遇到的是支付失败、重复扣款，还是扣款了但没有生成订单？"
+MSG_DESCRIPTION = "问题描述太长了，请精简到1000字以内。"
+MSG_ESCALATION_REASON = "请简单说一下需要人工客服帮您处理什么问题。"
+MSG_CSAT_SCORE = "评分请在1到5分之间选择，5分为非常满意。"
+MSG_CONSENT_PURPOSE = "系统参数不正确（purpose），请稍后再试。"
+MSG_CONSENT_GRANTED = "系统参数不正确（granted），请稍后再试。"
+
+# A write that loses a race (see `_lost_a_race`) is run again, up to this many times in all.
+_WRITE_ATTEMPTS = 3
+_COMMENT_MAX = 500
+_SUMMARY_MAX = 500
+
+
+def _guarded(method: F) -> F:
+    """Let `CRMError` through; turn every database or driver failure into `CRMUnavailable`."""
+
+    @functools.wraps(method)
+    def wrapper(self: "CRM", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except CRMError:
+            raise
+        except (SQLAlchemyError, ImportError, OSError) as exc:
+            # Only the exception's type: its text may quote the failing SQL.
+            log.warning("CRM unavailable in %s: %s", method.__name__, type(exc).__name__)
+            raise CRMUnavailable(f"CRM database unavailable ({type(exc).__name__})") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _lost_a_race(exc: DBAPIError) -> bool:
+    """A failure that a fresh attempt resolves: a unique key taken meanwhile,
+    or PostgreSQL's serialization failure / deadlock victim."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return getattr(exc.orig, "pgcode", None) in ("40001", "40P01")
+
+
+def _customer_id(value: Any) -> int:
+    """Customer ids arrive from Rasa slots: int, float (1.0) or text ("1")."""
+    number: Optional[int] = None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    # Database integers are 64-bit; a larger number is a bug, not a customer.
+    if number is None or not 0 < number < 2**63:
+        raise InvalidInput("系统参数不完整（customer_id），请稍后再试。")
+    return number
+
+
+def _optional_customer_id(value: Any) -> Optional[int]:
+    return None if value is None else _customer_id(value)
+
+
+def _order_options() -> tuple[Any, ...]:
+    return (
+        selectinload(Order.items).selectinload(OrderItem.product),
+        selectinload(Order.returns),
+    )
+
+
+class CRM:
+    """The customer domain as the bot sees it (see docs/crm-interface.md)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Optional[Callable[[], datetime]] = None,
+        echo: bool = False,
+    ) -> None:
+        """``clock`` returns the current time (aware, or naive UTC); tests pin it."""
+        self.url = url
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._echo = echo
+        self._engine: Optional[Engine] = None
+        self._engine_lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> "CRM":
+        return cls(config.crm_url(), **kwargs)
+
+    def __repr__(self) -> str:  # never show credentials in a URL
+        return f"CRM({self.url.split('@')[-1]!r})"
+
+    # -- plumbing ---------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """Created on first use, so constructing a CRM never touches the network."""
+        if self._engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    self._engine = config.make_engine(self.url, echo=self._echo)
+        return self._engine
+
+    def dispose(self) -> None:
+        """Close pooled connections (tests, shutdown)."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def _now(self) -> datetime:
+        return policy.utc_naive(self._clock())
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self.engine, future=True) as session:
+            yield session
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A write transaction; commits when the block ends without an exception."""
+        with Session(self.engine, future=True, expire_on_commit=False) as session:
+            session.connection(execution_options=config.WRITE_OPTIONS)
+            yield session
+            session.commit()
+
+    def _write(self, kind: str, key: Any, work: Callable[[Session, datetime], T]) -> T:
+        """Run ``work`` once per idempotency key, atomically with storing its result."""
+        key = validation.label(key, "idempotency_key", 255)
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                with self._transaction() as session:
+                    done = session.execute(
+                        select(ProcessedOperation).where(ProcessedOperation.idempotency_key == key)
+                    ).scalar_one_or_none()
+                    if done is not None:
+                        if done.kind != kind:
+                            raise IdempotencyConflict(done.kind, kind)
+                        return decode(done.result)
+                    now = self._now()
+                    result = work(session, now)
+                    session.add(
+                        ProcessedOperation(
+                            idempotency_key=key, kind=kind, result=encode(result), created_at=now
+                        )
+                    )
+                    session.flush()
+                return result
+            except DBAPIError as exc:
+                if attempt == _WRITE_ATTEMPTS or not _lost_a_race(exc):
+                    raise
+                log.info("retrying %s after a concurrent write", kind)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _live_customer(session: Session, customer_id: Optional[int]) -> Optional[Customer]:
+        if customer_id is None:
+            return None
+        return session.execute(
+            select(Customer).where(Customer.id == customer_id, Customer.deleted.is_(False))
+        ).scalar_one_or_none()
+
+    def _require_customer(self, session: Session, customer_id: int) -> Customer:
+        customer = self._live_customer(session, customer_id)
+        if customer is None:
+            raise NotFound(f"customer {customer_id}")
+        return customer
+
+    @staticmethod
+    def _customer_order(
+        session: Session, customer_id: int, order_number: str, *, lock: bool = False
+    ) -> Optional[Order]:
+        query = (
+            select(Order)
+            .join(Customer, Customer.id == Order.customer_id)
+            .where(
+                Order.order_number == order_number,
+                Order.customer_id == customer_id,
+                Customer.deleted.is_(False),
+            )
+            .options(*_order_options())
+        )
+        if lock:
+            query = query.with_for_update(of=Order)
+        return session.execute(query).scalar_one_or_none()
+
+    @staticmethod
+    def _next_number(session: Session, column: Any, prefix: str, now: datetime) -> str:
+        """``prefix + YYYYMMDD (China date) + 4-digit daily sequence``.
+
+        Taken from the day's `NumberSequence` row under a row lock, inside the
+        write transaction. The day's first number creates the row, starting
+        after any number already in ``column`` (imported data); two writers
+        creating it at once collide on its primary key and the loser's whole
+        write is retried (see `_write`), by which time the row exists.
+        """
+        stem = f"{prefix}{policy.china_date(now):%Y%m%d}"
+        counter = session.execute(
+            select(NumberSequence).where(NumberSequence.stem == stem).with_for_update()
+        ).scalar_one_or_none()
+        if counter is None:
+            highest = session.execute(
+                select(column)
+                .where(column.like(f"{stem}%"))
+                .order_by(func.length(column).desc(), column.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            counter = NumberSequence(stem=stem, last=int(highest[len(stem):]) if highest else 0)
+            session.add(counter)
+        counter.last += 1
+        session.flush()
+        return f"{stem}{counter.last:04d}"
+
+    # -- schema -----------------------------------------------------------
+
+    @_guarded
+    def create_schema(self) -> None:
+        """Create missing tables (Alembic migrations come later)."""
+        Base.metadata.create_all(self.engine)
+
+    @_guarded
+    def is_empty(self) -> bool:
+        """True when there are no tables yet or no customers in them."""
+        if not inspect(self.engine).has_table(Customer.__tablename__):
+            return True
+        with self._read() as session:
+            return session.execute(select(Customer.id).limit(1)).first() is None
+
+    # -- identity and verification ----------------------------------------
+
+    @_guarded
+    def resolve_identity(self, channel: str, external_id: str) -> Optional[CustomerView]:
+        """The customer this channel sender was bound to, if any."""
+        channel = validation.label(channel, "channel", 32)
+        external_id = validation.label(external_id, "external_id")
+        with self._read() as session:
+            customer = session.execute(
+                select(Customer)
+                .join(ChannelIdentity, ChannelIdentity.customer_id == Customer.id)
+                .where(
+                    ChannelIdentity.channel == channel,
+                    ChannelIdentity.external_id == external_id,
+                    Customer.deleted.is_(False),
+                )
+            ).scalar_one_or_none()
+            return convert.customer_view(customer) if customer else None
+
+    @_guarded
+    def bind_identity(self, channel: str, external_id: str, customer_id: int, idempotency_key: str) -> None:
+        """Remember who this sender is. A sender already bound to someone else
+        is re-bound: they have just proved to be the new customer."""
+        channel = validation.label(channel, "channel", 32)
+        external_id = validation.label(external_id, "external_id")
+        cid = _customer_id(customer_id)
+
+        def work(session: Session, now: datetime) -> None:
+            customer = self._require_customer(session, cid)
+            identity = session.execute(
+                select(ChannelIdentity).where(
+                    ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id
+                )
+            ).scalar_one_or_none()
+            if identity is None:
+                session.add(
+                    ChannelIdentity(
+                        channel=channel,
+                        external_id=external_id,
+                        customer_id=customer.id,
+                        verified_at=now,
+                        created_at=now,
+                    )
+                )
+            else:
+                identity.customer_id = customer.id
+                identity.verified_at = now
+            log.info("identity on %s bound to customer %s", channel, customer.id)
+
+        self._write("bind_identity", idempotency_key, work)
+
+    @_guarded
+    def verify_by_order(self, order_number: str, phone_last4: str) -> Optional[CustomerView]:
+        """The order's customer if ``phone_last4`` matches their phone, else None.
+
+        No oracle: an unknown order, a wrong guess and a locked order number
+        all give None, and the comparison is constant-time. After
+        `policy.VERIFY_MAX_FAILURES` wrong guesses within `policy.VERIFY_WINDOW`
+        the order number is locked for the rest of the window, which makes
+        walking through the 10,000 possible endings impractical.
+        """
+        number = validation.order_number(order_number)
+        last4 = validation.phone_last4(phone_last4)
+        with self._transaction() as session:
+            now = self._now()
+            failures = session.execute(
+                select(func.count(VerificationAttempt.id)).where(
+                    VerificationAttempt.order_number == number,
+                    VerificationAttempt.succeeded.is_(False),
+                    VerificationAttempt.created_at >= now - policy.VERIFY_WINDOW,
+                )
+            ).scalar_one()
+            customer = session.execute(
+                select(Customer)
+                .join(Order, Order.customer_id == Customer.id)
+                .where(Order.order_number == number, Customer.deleted.is_(False))
+            ).scalar_one_or_none()
+            actual = (customer.phone or "")[-4:] if customer is not None else "----"
+            matched = hmac.compare_digest(actual.encode(), last4.encode()) and customer is not None
+            if failures >= policy.VERIFY_MAX_FAILURES:
+                log.info("verification refused: order number locked after repeated failures")
+                return None
+            session.execute(
+                delete(VerificationAttempt).where(
+                    VerificationAttempt.order_number == number,
+                    VerificationAttempt.created_at < now - timedelta(days=1),
+                )
+            )
+            session.add(VerificationAttempt(order_number=number, succeeded=matched, created_at=now))
+            return convert.customer_view(customer) if matched and customer is not None else None
+
+    @_guarded
+    def get_customer(self, customer_id: int) -> CustomerView:
+        cid = _customer_id(customer_id)
+        with self._read() as session:
+            return convert.customer_view(self._require_customer(session, cid))
+
+    # -- orders -----------------------------------------------------------
+
+    def _orders(self, customer_id: int, limit: int) -> list[OrderView]:
+        with self._read() as session:
+            orders = session.execute(
+                select(Order)
+                .join(Customer, Customer.id == Order.customer_id)
+                .where(Order.customer_id == customer_id, Customer.deleted.is_(False))
+                .order_by(Order.created_at.desc(), Order.id.desc())
+                .limit(limit)
+                .options(*_order_options())
+            ).scalars()
+            now = self._now()
+            return [convert.order_view(o, now) for o in orders]
+
+    @_guarded
+    def latest_order(self, customer_id: int) -> Optional[OrderView]:
+        orders = self._orders(_customer_id(customer_id), 1)
+        return orders[0] if orders else None
+
+    @_guarded
+    def get_order(self, customer_id: int, order_number: str) -> Optional[OrderView]:
+        """None when the order does not exist or is not this customer's."""
+        cid = _customer_id(customer_id)
+        number = validation.order_number(order_number)
+        with self._read() as session:
+            order = self._customer_order(session, cid, number)
+            return convert.order_view(order, self._now()) if order else None
+
+    @_guarded
+    def recent_orders(self, customer_id: int, limit: int = 5) -> list[OrderView]:
+        return self._orders(_customer_id(customer_id), validation.limit(limit, default=5))
+
+    @_guarded
+    def cancel_order(self, customer_id: int, order_number: str, idempotency_key: str) -> OrderChange:
+        """Cancel while pending_payment or paid; outcome done/already/not_allowed/not_found."""
+        cid = _customer_id(customer_id)
+        number = validation.order_number(order_number)
+
+        def work(session: Session, now: datetime) -> OrderChange:
+            order = self._customer_order(session, cid, number, lock=True)
+            if order is None:
+                return OrderChange("not_found", None)
+            if order.status == "cancelled":
+                return OrderChange("already", convert.order_view(order, now))
+            if order.status not in policy.CANCELLABLE_STATUSES:
+                return OrderChange("not_allowed", convert.order_view(order, now))
+            if order.status in policy.SPENDING_STATUSES:
+                # The money goes back, so it no longer counts as spent.
+                customer = order.customer
+                customer.total_spent = max(0.0, round((customer.total_spent or 0.0) - order.total, 2))
+            order.status = "cancelled"
+            order.cancelled_at = now
+            order.updated_at = now
+            session.flush()
+            log.info("order cancelled for customer %s", cid)
+            return OrderChange("done", convert.order_view(order, now))
+
+        return self._write("cancel_order", idempotency_key, work)
+
+    @_guarded
+    def change_address(
+        self, customer_id: int, order_number: str, new_address: str, idempotency_key: str
+    ) -> OrderChange:
+        """Change the delivery address while pending_payment or paid."""
+        cid = _customer_id(customer_id)
+        number = validation.order_number(order_number)
+        address = validation.address(new_address)
+
+        def work(session: Session, now: datetime) -> OrderChange:
+            order = self._customer_order(session, cid, number, lock=True)
+            if order is None:
+                return OrderChange("not_found", None)
+            if order.address == address:
+                return OrderChange("already", convert.order_view(order, now))
+            if order.status not in policy.ADDRESS_CHANGEABLE_STATUSES:
+                return OrderChange("not_allowed", convert.order_view(order, now))
+            order.address = address
+            order.updated_at = now
+            session.flush()
+            return OrderChange("done", convert.order_view(order, now))
+
+        return self._write("change_address", idempotency_key, work)
+
+    # -- returns and refunds ----------------------------------------------
+
+    @_guarded
+    def create_return(
+        self,
+        customer_id: int,
+        order_number: str,
+        reason: str,
+        idempotency_key: str,
+        sku: Optional[str] = None,
+    ) -> ReturnView:
+        """A return request for a delivered order within the return window.
+
+        ``sku`` (or the product's name) returns one line of the order; None
+        returns the whole order. Refusals are `InvalidInput` explaining why.
+        """
+        cid = _customer_id(customer_id)
+        number = validation.order_number(order_number)
+        reason_text = validation.free_text(reason, max_len=500, required=True, message_zh=MSG_RETURN_REASON)
+        wanted = unicodedata.normalize("NFKC", sku).strip() if sku else None
+
+        def work(session: Session, now: datetime) -> ReturnView:
+            order = self._customer_order(session, cid, number, lock=True)
+            if order is None:
+                raise InvalidInput(MSG_ORDER_NOT_FOUND)
+            self._check_returnable(order, now)
+            refunded = [r for r in order.returns if r.status == "refunded"]
+            if wanted:
+                item = next(
+                    (i for i in order.items if wanted.upper() == i.sku.upper() or wanted == i.name),
+                    None,
+                )
+                if item is None:
+                    raise InvalidInput("这个订单里没有找到这件商品，请确认一下要退的是哪一件。")
+                if any(r.sku == item.sku for r in refunded):
+                    raise InvalidInput(f"“{item.name}”已经退过款了。")
+                item_sku: Optional[str] = item.sku
+                amount = round(item.unit_price * item.quantity, 2)
+            else:
+                item_sku = None
+                amount = round(order.total - sum(r.refund_amount for r in refunded), 2)
+            request = ReturnRequest(
+                return_number=self._next_number(session, ReturnRequest.return_number, "R", now),
+                order=order,
+                customer_id=cid,
+                sku=item_sku,
+                reason=reason_text,
+                status="requested",
+                refund_amount=amount,
+                refund_eta=None,  # known once the warehouse has the goods back
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(request)
+            session.flush()
+            log.info("return %s requested by customer %s", request.return_number, cid)
+            return convert.return_view(request)
+
+        return self._write("create_return", idempotency_key, work)
+
+    @staticmethod
+    def _check_returnable(order: Order, now: datetime) -> None:
+        if order.status == "returned":
+            raise InvalidInput("这个订单已经办理过退货退款了。")
+        if order.status in ("pending_payment", "paid"):
+            raise InvalidInput("这个订单还没有发货，不需要退货，可以直接取消订单。")
+        if order.status != "delivered":
+            label = ORDER_STATUS_LABELS[order.status]
+            raise InvalidInput(f"这个订单目前是“{label}”状态，签收之后才能申请退货。")
+        deadline = policy.return_deadline(order.delivered_at)
+        if deadline is not None and policy.china_date(now) > deadline:
+            delivered = policy.china_date(order.delivered_at)
+            raise InvalidInput(
+                f"这个订单在{delivered.month}月{delivered.day}日签收，已超过签收后"
+                f"{policy.RETURN_WINDOW_DAYS}天的退货期限，暂时无法申请退货。"
+                "如果是质量问题，可以转人工客服为您办理保修。"
+            )
+        open_returns = [r for r in order.returns if r.status in OPEN_RETURN_STATUSES]
+        if open_returns:
+            current = open_returns[0]
+            raise InvalidInput(
+                f"这个订单已经有一个退货申请在处理中（{current.return_number}，"
+                f"{RETURN_STATUS_LABELS[current.status]}），不用重复申请。"
+            )
+
+    @_guarded
+    def returns_for_customer(self, customer_id: int, order_number: Optional[str] = None) -> list[ReturnView]:
+        cid = _customer_id(customer_id)
+        number = validation.order_number(order_number) if order_number else None
+        with self._read() as session:
+            query = (
+                select(ReturnRequest)
+                .join(Order, Order.id == ReturnRequest.order_id)
+                .where(ReturnRequest.customer_id == cid, Order.customer_id == cid)
+                .order_by(ReturnRequest.created_at.desc(), ReturnRequest.id.desc())
+                .options(selectinload(ReturnRequest.order).selectinload(Order.items))
+            )
+            if number:
+                query = query.where(Order.order_number == number)
+            return [convert.return_view(r) for r in session.execute(query).scalars()]
+
+    # -- membership and profile -------------------------------------------
+
+    @_guarded
+    def membership(self, customer_id: int) -> MembershipView:
+        cid = _customer_id(customer_id)
+        with self._read() as session:
+            customer = self._require_customer(session, cid)
+            now = self._now()
+            coupons = session.execute(
+                select(Coupon)
+                .where(Coupon.customer_id == cid, Coupon.used_at.is_(None), Coupon.expires_at > now)
+                .order_by(Coupon.expires_at, Coupon.code)
+            ).scalars()
+            today = policy.china_date(now)
+            expire_at = customer.points_expire_at
+            expiring = min(customer.points_expiring or 0, customer.points or 0)
+            if expire_at is None or expire_at < today or expiring <= 0:
+                expire_at, expiring = None, 0
+            spent = round(customer.total_spent or 0.0, 2)
+            next_name, missing = policy.next_level_after(customer.member_level, spent)
+            return MembershipView(
+                customer_id=customer.id,
+                level=customer.member_level,
+                points=customer.points or 0,
+                points_value_yuan=round((customer.points or 0) / policy.POINTS_PER_YUAN, 2),
+                points_expiring=expiring,
+                points_expire_at=expire_at,
+                total_spent=spent,
+                next_level=next_name,
+                spend_to_next_level=missing,
+                coupons=tuple(convert.coupon_view(c, now) for c in coupons),
+            )
+
+    @_guarded
+    def update_profile(self, customer_id: int, field: str, value: Any, idempotency_key: str) -> CustomerView:
+        """Change one profile field after validating it (Chinese message on refusal)."""
+        cid = _customer_id(customer_id)
+        field = validation.choice(field, PROFILE_FIELDS, MSG_PROFILE_FIELD)
+        if field == "birthday":
+            new_value: Any = validation.birthday(value, policy.china_date(self._now()))
+        else:
+            new_value = {
+                "phone": validation.phone,
+                "email": validation.email,
+                "address": validation.address,
+                "name": validation.name,
+            }[field](value)
+
+        def work(session: Session, now: datetime) -> CustomerView:
+            customer = self._require_customer(session, cid)
+            if field == "phone":
+                taken = session.execute(
+                    select(Customer.id).where(Customer.phone == new_value, Customer.id != cid)
+                ).first()
+                if taken is not None:
+                    raise InvalidInput(MSG_PHONE_TAKEN)
+            setattr(customer, _PROFILE_COLUMNS[field], new_value)
+            session.flush()
+            log.info("customer %s updated %s", cid, field)
+            return convert.customer_view(customer)
+
+        return self._write("update_profile", idempotency_key, work)
+
+    @_guarded
+    def set_marketing_consent(
+        self,
+        customer_id: int,
+        channel: str,
+        purpose: str,
+        granted: bool,
+        source: str,
+        idempotency_key: str,
+    ) -> None:
+        """Record a consent decision as a new history row (the newest one counts)."""
+        cid = _customer_id(customer_id)
+        channel = validation.label(channel, "channel", 32)
+        purpose = validation.choice(purpose, CONSENT_PURPOSES, MSG_CONSENT_PURPOSE)
+        if not isinstance(granted, bool):
+            raise InvalidInput(MSG_CONSENT_GRANTED)
+        source = validation.label(source, "source", 64)
+
+        def work(session: Session, now: datetime) -> None:
+            self._require_customer(session, cid)
+            session.add(
+                Consent(
+                    customer_id=cid,
+                    channel=channel,
+                    purpose=purpose,
+                    granted=granted,
+                    source=source,
+                    created_at=now,
+                )
+            )
+
+        self._write("set_marketing_consent", idempotency_key, work)
+
+    # -- catalogue and recommendations ------------------------------------
+
+    @_guarded
+    def list_products(self) -> list[ProductView]:
+        with self._read() as session:
+            products = session.execute(
+                select(Product).where(Product.active.is_(True)).order_by(Product.sku)
+            ).scalars()
+            return [convert.product_view(p) for p in products]
+
+    @_guarded
+    def find_products(
+        self, text: Optional[str] = None, category: Optional[str] = None, limit: int = 5
+    ) -> list[ProductView]:
+        """Products named (by name, alias or SKU) inside free text, best match first.
+
+        A fragment of a name also matches ("耳机" finds 声浪降噪耳机). When no
+        product is named, a category word in the text ("有什么宠物用品")
+        selects that category. An unknown ``category`` matches nothing.
+        """
+        count = validation.limit(limit, default=5)
+        wanted_category = canonical_category(category) if category else None
+        if category and wanted_category is None:
+            return []
+        needle = unicodedata.normalize("NFKC", text or "").strip()
+        with self._read() as session:
+            query = select(Product).where(Product.active.is_(True)).order_by(Product.sku)
+            if wanted_category:
+                query = query.where(Product.category == wanted_category)
+            products = list(session.execute(query).scalars())
+            if not needle:
+                return [convert.product_view(p) for p in products[:count]]
+            scored: list[tuple[float, str, Product]] = []
+            for product in products:
+                terms = (product.name, product.sku, *convert.aliases(product))
+                score = max((len(t) for t in terms if t and t.upper() in needle.upper()), default=0)
+                if not score and len(needle) >= 2 and needle in product.name:
+                    score = len(needle) / 2
+                if score:
+                    scored.append((score, product.sku, product))
+            if not scored and wanted_category is None:
+                named = _category_in_text(needle)
+                if named:
+                    scored = [(1.0, p.sku, p) for p in products if p.category == named]
+            scored.sort(key=lambda entry: (-entry[0], entry[1]))
+            return [convert.product_view(p) for _, _, p in scored[:count]]
+
+    @_guarded
+    def recommend(
+        self, customer_id: Optional[int] = None, limit: int = 3, category: Optional[str] = None
+    ) -> list[ProductView]:
+        """Products for this customer (see `crm_adapter.recommend`); popular ones
+        for an unknown (None or no longer existing) customer."""
+        cid = _optional_customer_id(customer_id)
+        count = validation.limit(limit, default=3)
+        wanted_category = canonical_category(category) if category else None
+        if category and wanted_category is None:
+            return []
+        with self._read() as session:
+            customer = self._live_customer(session, cid)
+            products = recommend_products(
+                session, customer.id if customer else None, count, wanted_category, self._now()
+            )
+            return [convert.product_view(p) for p in products]
+
+    # -- tickets ----------------------------------------------------------
+
+    @_guarded
+    def create_payment_ticket(
+        self,
+        customer_id: int,
+        problem: str,
+        description: str,
+        idempotency_key: str,
+        order_number: Optional[str] = None,
+    ) -> TicketView:
+        cid = _customer_id(customer_id)
+        problem = validation.choice(problem, PAYMENT_PROBLEMS, MSG_PAYMENT_PROBLEM)
+        text = validation.free_text(description, max_len=1000, required=False, message_zh=MSG_DESCRIPTION)
+        number = validation.order_number(order_number) if order_number else None
+
+        def work(session: Session, now: datetime) -> TicketView:
+            self._require_customer(session, cid)
+            order = None
+            if number:
+                order = self._customer_order(session, cid, number)
+                if order is None:
+                    raise InvalidInput(MSG_ORDER_NOT_FOUND)
+            ticket = PaymentTicket(
+                ticket_number=self._next_number(session, PaymentTicket.ticket_number, "PT", now),
+                customer_id=cid,
+                order=order,
+                problem=problem,
+                description=mask_text(text),
+                status="open",
+                created_at=now,
+            )
+            session.add(ticket)
+            session.flush()
+            log.info("payment ticket %s (%s) for customer %s", ticket.ticket_number, problem, cid)
+            return convert.ticket_view(ticket)
+
+        return self._write("create_payment_ticket", idempotency_key, work)
+
+    @_guarded
+    def create_invoice_request(
+        self,
+        customer_id: int,
+        order_number: str,
+        title: str,
+        tax_number: Optional[str],
+        email: str,
+        idempotency_key: str,
+    ) -> InvoiceRequestView:
+        """An e-invoice request for a paid order; personal invoices (抬头“个人”) need no 税号."""
+        cid = _customer_id(customer_id)
+        number = validation.order_number(order_number)
+        invoice_title = validation.invoice_title(title)
+        tax = validation.tax_number(tax_number, invoice_title)
+        address = validation.email(email)
+
+        def work(session: Session, now: datetime) -> InvoiceRequestView:
+            self._require_customer(session, cid)
+            order = self._customer_order(session, cid, number, lock=True)
+            if order is None:
+                raise InvalidInput(MSG_ORDER_NOT_FOUND)
+            if order.status == "pending_payment":
+                raise InvalidInput("这个订单还没有付款，付款后才能开发票。")
+            if order.status not in policy.INVOICEABLE_STATUSES:
+                raise InvalidInput(f"这个订单{ORDER_STATUS_LABELS[order.status]}，无法开具发票。")
+            existing = session.execute(
+                select(InvoiceRequest).where(
+                    InvoiceRequest.order_id == order.id, InvoiceRequest.status != "rejected"
+                )
+            ).scalars().first()
+            if existing is not None:
+                raise InvalidInput(
+                    f"这个订单已经申请过发票（{existing.request_number}），开好后会发送到您的邮箱。"
+                )
+            request = InvoiceRequest(
+                request_number=self._next_number(session, InvoiceRequest.request_number, "FP", now),
+                customer_id=cid,
+                order=order,
+                title=invoice_title,
+                tax_number=tax,
+                email=address,
+                status="requested",
+                created_at=now,
+            )
+            session.add(request)
+            session.flush()
+            return convert.invoice_view(request)
+
+        return self._write("create_invoice_request", idempotency_key, work)
+
+    @_guarded
+    def create_complaint(
+        self,
+        customer_id: Optional[int],
+        category: Optional[str],
+        description: str,
+        channel: str,
+        sender_id: str,
+        idempotency_key: str,
+        order_number: Optional[str] = None,
+        *,
+        contact_phone: Optional[str] = None,
+    ) -> ComplaintView:
+        """Record a complaint: severity by `policy.complaint_severity`, status open, SLA set.
+
+        An order number is linked when it is the customer's own; otherwise it
+        is kept as reported text, so the complaint is never refused over it.
+        A missing category is "other". ``contact_phone`` (an extension of the
+        interface the actions use) is a call-back number, typically from a
+        complainer who is not verified; it is validated like a profile phone.
+        """
+        cid = _optional_customer_id(customer_id)
+        category = (
+            validation.choice(category, COMPLAINT_CATEGORIES, MSG_COMPLAINT_CATEGORY) if category else "other"
+        )
+        text = validation.free_text(
+            description, max_len=2000, required=True, message_zh=MSG_COMPLAINT_DESCRIPTION
+        )
+        channel = validation.label(channel, "channel", 32)
+        sender_id = validation.label(sender_id, "sender_id")
+        number = validation.order_number(order_number) if order_number else None
+        callback = validation.phone(contact_phone) if contact_phone else None
+
+        def work(session: Session, now: datetime) -> ComplaintView:
+            customer = self._live_customer(session, cid)
+            order = self._customer_order(session, customer.id, number) if customer and number else None
+            severity = policy.complaint_severity(category, text, customer.tier if customer else None)
+            complaint = Complaint(
+                ticket_number=self._next_number(session, Complaint.ticket_number, "TS", now),
+                customer_id=customer.id if customer else None,
+                order=order,
+                reported_order_number=number,
+                contact_phone=callback,
+                category=category,
+                description=mask_text(text),
+                severity=severity,
+                status="open",
+                channel=channel,
+                sender_id=sender_id,
+                sla_due_at=policy.sla_due(severity, now),
+                created_at=now,
+            )
+            session.add(complaint)
+            session.flush()
+            log.info(
+                "complaint %s (%s, %s) for customer %s",
+                complaint.ticket_number, category, severity, complaint.customer_id,
+            )
+            return convert.complaint_view(complaint)
+
+        return self._write("create_complaint", idempotency_key, work)
+
+    @_guarded
+    def complaints_for_customer(self, customer_id: int, open_only: bool = False) -> list[ComplaintView]:
+        cid = _customer_id(customer_id)
+        with self._read() as session:
+            query = (
+                select(Complaint)
+                .where(Complaint.customer_id == cid)
+                .order_by(Complaint.created_at.desc(), Complaint.id.desc())
+                .options(selectinload(Complaint.order))
+            )
+            if open_only:
+                query = query.where(Complaint.status.in_(OPEN_COMPLAINT_STATUSES))
+            return [convert.complaint_view(c) for c in session.execute(query).scalars()]
+
+    @_guarded
+    def get_complaint(self, customer_id: int, ticket_number: str) -> Optional[ComplaintView]:
+        """None when the ticket does not exist or is not this customer's."""
+        cid = _customer_id(customer_id)
+        number = validation.ticket_number(ticket_number)
+        with self._read() as session:
+            complaint = session.execute(
+                select(Complaint).where(Complaint.ticket_number == number, Complaint.customer_id == cid)
+            ).scalar_one_or_none()
+            return convert.complaint_view(complaint) if complaint else None
+
+    @_guarded
+    def create_escalation(
+        self,
+        customer_id: Optional[int],
+        channel: str,
+        sender_id: str,
+        reason: str,
+        idempotency_key: str,
+        complaint_ticket: Optional[str] = None,
+    ) -> EscalationView:
+        """Queue the conversation for a human agent (status pending).
+
+        One active escalation per conversation: asking again while one is
+        pending or open returns that one (raised to high priority and linked
+        to the complaint if the new request warrants it), so agents never see
+        the same chat twice in their queue.
+        """
+        cid = _optional_customer_id(customer_id)
+        channel = validation.label(channel, "channel", 32)
+        sender_id = validation.label(sender_id, "sender_id")
+        reason_text = validation.free_text(reason, max_len=500, required=True, message_zh=MSG_ESCALATION_REASON)
+        ticket = validation.ticket_number(complaint_ticket) if complaint_ticket else None
+
+        def work(session: Session, now: datetime) -> EscalationView:
+            customer = self._live_customer(session, cid)
+            complaint = None
+            if ticket:
+                owner = (
+                    Complaint.customer_id == customer.id
+                    if customer
+                    else (Complaint.channel == channel) & (Complaint.sender_id == sender_id)
+                )
+                complaint = session.execute(
+                    select(Complaint).where(Complaint.ticket_number == ticket, owner)
+                ).scalar_one_or_none()
+                if complaint is None:
+                    raise InvalidInput(MSG_COMPLAINT_NOT_FOUND)
+            priority = policy.escalation_priority(
+                customer.tier if customer else None,
+                reason_text,
+                complaint.severity if complaint else None,
+            )
+            escalation = session.execute(
+                select(Escalation)
+                .where(
+                    Escalation.channel == channel,
+                    Escalation.sender_id == sender_id,
+                    Escalation.status.in_(ACTIVE_ESCALATION_STATUSES),
+                )
+                .order_by(Escalation.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            if escalation is None:
+                escalation = Escalation(
+                    customer_id=customer.id if customer else None,
+                    complaint=complaint,
+                    status="pending",
+                    priority=priority,
+                    reason=mask_text(reason_text),
+                    channel=channel,
+                    sender_id=sender_id,
+                    created_at=now,
+                )
+                session.add(escalation)
+            else:
+                if priority == "high":
+                    escalation.priority = "high"
+                if complaint is not None and escalation.complaint is None:
+                    escalation.complaint = complaint
+                if customer is not None and escalation.customer_id is None:
+                    escalation.customer_id = customer.id
+            session.flush()
+            log.info("escalation %s (%s) on %s", escalation.id, escalation.priority, channel)
+            return convert.escalation_view(escalation)
+
+        return self._write("create_escalation", idempotency_key, work)
+
+    @_guarded
+    def record_csat(
+        self,
+        customer_id: Optional[int],
+        channel: str,
+        sender_id: str,
+        score: int,
+        idempotency_key: str,
+        comment: Optional[str] = None,
+    ) -> None:
+        """A satisfaction rating, 1 (very unhappy) to 5 (very happy)."""
+        cid = _optional_customer_id(customer_id)
+        channel = validation.label(channel, "channel", 32)
+        sender_id = validation.label(sender_id, "sender_id")
+        value = _score(score)
+        remark = mask_text(validation.prose(comment))[:_COMMENT_MAX] if comment else None
+
+        def work(session: Session, now: datetime) -> None:
+            customer = self._live_customer(session, cid)
+            session.add(
+                CsatRating(
+                    customer_id=customer.id if customer else None,
+                    channel=channel,
+                    sender_id=sender_id,
+                    score=value,
+                    comment=remark or None,
+                    created_at=now,
+                )
+            )
+
+        self._write("record_csat", idempotency_key, work)
+
+    @_guarded
+    def record_interaction(
+        self, customer_id: Optional[int], channel: str, sender_id: str, kind: str, summary: str
+    ) -> None:
+        """One line of contact history; not idempotent (the interface gives no key),
+        so callers record an interaction once per handled turn."""
+        cid = _optional_customer_id(customer_id)
+        channel = validation.label(channel, "channel", 32)
+        sender_id = validation.label(sender_id, "sender_id")
+        kind = validation.label(kind, "kind", 32)
+        text = mask_text(validation.prose(summary))[:_SUMMARY_MAX]
+        with self._transaction() as session:
+            customer = self._live_customer(session, cid)
+            session.add(
+                Interaction(
+                    customer_id=customer.id if customer else None,
+                    channel=channel,
+                    sender_id=sender_id,
+                    kind=kind,
+                    summary=text,
+                    created_at=self._now(),
+                )
+            )
+
+
+def _score(value: Any) -> int:
+    if isinstance(value, bool):
+        raise InvalidInput(MSG_CSAT_SCORE)
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise InvalidInput(MSG_CSAT_SCORE) from None
+    if not number.is_integer() or not 1 <= number <= 5:
+        raise InvalidInput(MSG_CSAT_SCORE)
+    return int(number)
+
+
+def _category_in_text(text: str) -> Optional[str]:
+    """The category a free text names, longest word first ("宠物用品" before "宠物")."""
+    words = sorted((*CATEGORIES, *CATEGORY_ALIASES), key=len, reverse=True)
+    for word in words:
+        if word in text:
+            return canonical_category(word)
+    return None
+
+
+__all__ = ["CRM", "PROFILE_FIELDS"]
