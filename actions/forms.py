@@ -106,6 +106,13 @@ class VerifiedFormValidation(FormValidationAction):
     def _end_form() -> list[EventType]:
         return [SlotSet("flow_blocked", True), SlotSet("requested_slot", None)]
 
+    def validate_confirm(self, value: Any, dispatcher: CollectingDispatcher,
+                         tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        answer = value if isinstance(value, bool) else yes_or_no(str(value or ""))
+        if answer is None:
+            dispatcher.utter_message(response="utter_ask_yes_no")
+        return {"confirm": answer}
+
     # --- verification -------------------------------------------------
     def validate_order_number(self, value: Any, dispatcher: CollectingDispatcher,
                               tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
@@ -159,6 +166,22 @@ class VerifiedFormValidation(FormValidationAction):
         Return slot updates; set flow_blocked to end the form after explaining.
         """
         return {}
+
+
+_NO_WORDS = ("不", "别", "先不", "算了", "没", "取消吧不", "no", "否")
+_YES_WORDS = ("是", "对", "确认", "确定", "好", "嗯", "可以", "行", "没问题", "ok", "yes", "要")
+
+
+def yes_or_no(text: str) -> Optional[bool]:
+    """Read a confirmation from the words, whatever intent NLU gave it."""
+    lowered = text.lower()
+    if "没问题" in lowered or "没错" in lowered:
+        return True
+    if any(word in lowered for word in _NO_WORDS):
+        return False
+    if any(word in lowered for word in _YES_WORDS):
+        return True
+    return None
 
 
 def _faq_response_name(latest: dict) -> Optional[str]:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import common
@@ -61,11 +61,14 @@ class ActionHandleFallback(Action):
     @common.apologise_when_crm_down
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
+        # The message is reverted (as Rasa's own fallback does) so the dialogue
+        # continues from where it was, e.g. inside a form, instead of looping.
         if _previous_user_turn_was_fallback(tracker):
             dispatcher.utter_message(response="utter_fallback_escalate")
-            return await escalate(dispatcher, tracker, reason="repeated_fallback")
+            return await escalate(dispatcher, tracker, reason="repeated_fallback") + [
+                UserUtteranceReverted()]
         dispatcher.utter_message(response="utter_default")
-        return []
+        return [UserUtteranceReverted()]
 
 
 def _previous_user_turn_was_fallback(tracker: Tracker) -> bool:

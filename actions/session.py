@@ -1,4 +1,4 @@
-"""Session start: recognise the customer and greet them by name.
+"""Recognise the customer and greet them by name.
 
 A conversation whose channel identity is bound in the CRM (a WeChat openid,
 a signed website login) is verified from its first message; anyone else is
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, EventType, SessionStarted
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -19,29 +19,38 @@ from crm_adapter import errors
 logger = logging.getLogger(__name__)
 
 
-class ActionSessionStart(Action):
+class ActionIdentify(Action):
+    """Bind the conversation to its CRM customer, once per session.
+
+    Runs as the custom slot mapping of `customer_id`, i.e. after each user
+    message, when the input channel of the message is known (it is not yet
+    known inside action_session_start).  A known customer is greeted by name
+    and told about open complaints; a CRM outage leaves the customer
+    anonymous for now and is retried on the next message.
+    """
+
     def name(self) -> str:
-        return "action_session_start"
+        return "action_identify"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
-        events: list[EventType] = [SessionStarted()]
+        if tracker.get_slot("identity_checked") or tracker.get_slot("verified"):
+            return []
         try:
             customer = common.crm().resolve_identity(common.channel_of(tracker), tracker.sender_id)
-            if customer is not None:
-                events += common.identity_slots(customer)
-                open_complaints = common.crm().complaints_for_customer(customer.id, open_only=True)
-                greeting = f"{customer.name}您好，欢迎回来！"
-                if open_complaints:
-                    numbers = "、".join(c.ticket_number for c in open_complaints[:3])
-                    greeting += (f"您有 {len(open_complaints)} 个处理中的投诉（{numbers}），"
-                                 "想了解进度可以直接问我。")
-                dispatcher.utter_message(text=greeting)
+            if customer is None:
+                return [SlotSet("identity_checked", True)]
+            open_complaints = common.crm().complaints_for_customer(customer.id, open_only=True)
         except errors.CRMUnavailable:
-            # Still serve the customer anonymously; personal flows will apologise.
-            logger.warning("CRM unavailable at session start; continuing anonymously")
-        events.append(ActionExecuted("action_listen"))
-        return events
+            logger.warning("CRM unavailable while identifying a conversation")
+            return []
+        greeting = f"{customer.name}您好，欢迎回来！"
+        if open_complaints:
+            numbers = "、".join(c.ticket_number for c in open_complaints[:3])
+            greeting += (f"您有 {len(open_complaints)} 个处理中的投诉（{numbers}），"
+                         "想了解进度可以直接问我。")
+        dispatcher.utter_message(text=greeting)
+        return [SlotSet("identity_checked", True), *common.identity_slots(customer)]
 
 
 class ActionGreet(Action):
