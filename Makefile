@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Rasa's telemetry and crash reports call outside hosts: never from here.
+export RASA_TELEMETRY_ENABLED := false
 
 .PHONY: run test shell venv db model bench lock validate clean
 

@@ -28,9 +28,10 @@ MAX_VERIFY_ATTEMPTS = 3
 # Intents that end or divert a form when the customer says them mid-way.
 _STOP_INTENTS = {"deny"}
 _HUMAN_INTENTS = {"request_human"}
-_INTERRUPT_CONFIDENCE = 0.6
-# Slots whose answer is free text that may legitimately read like an FAQ.
-_FREE_TEXT_SLOTS = {"complaint_description", "return_reason", "new_address", "profile_value"}
+_LIKELY = 0.6   # confidence to read a non-answer as an interruption
+_SURE = 0.9     # confidence to read a free-text answer as an interruption
+# Slots whose answer is free text: anything validates, so intent decides first.
+_FREE_TEXT_SLOTS = {"complaint_description", "return_reason", "profile_value"}
 
 
 class VerifiedFormValidation(FormValidationAction):
@@ -71,23 +72,44 @@ class VerifiedFormValidation(FormValidationAction):
     # --- interruptions ------------------------------------------------
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
+        """Validate, letting the customer leave or divert the form.
+
+        A free-text answer (a complaint description, a return reason) could be
+        anything, so a confident "算了" or "转人工" is honoured before it is
+        taken as the answer.  Any other slot is validated first: only a
+        message that does not answer the question is read as an interruption,
+        so "个人" as an invoice title is never mistaken for a request.
+        """
         try:
-            interrupted = await self._interruption(dispatcher, tracker)
-            if interrupted is not None:
-                return interrupted
-            return await super().run(dispatcher, tracker, domain)
+            requested = tracker.get_slot("requested_slot")
+            if requested in _FREE_TEXT_SLOTS:
+                interrupted = await self._interruption(dispatcher, tracker, _SURE)
+                if interrupted is not None:
+                    return interrupted
+                return await super().run(dispatcher, tracker, domain)
+            scratch = CollectingDispatcher()
+            events = await super().run(scratch, tracker, domain)
+            answered = requested is None or any(
+                e.get("name") == requested and e.get("value") is not None for e in events
+                if e.get("event") == "slot")
+            if not answered:
+                interrupted = await self._interruption(dispatcher, tracker, _LIKELY)
+                if interrupted is not None:
+                    return interrupted
+            dispatcher.messages.extend(scratch.messages)
+            return events
         except errors.CRMUnavailable:
             logger.warning("CRM unavailable while validating %s", self.form)
             dispatcher.utter_message(response="utter_crm_unavailable")
             return [SlotSet("flow_blocked", True), SlotSet("requested_slot", None)]
 
-    async def _interruption(self, dispatcher: CollectingDispatcher,
-                            tracker: Tracker) -> Optional[list[EventType]]:
+    async def _interruption(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                            min_confidence: float) -> Optional[list[EventType]]:
         latest = tracker.latest_message or {}
         intent = (latest.get("intent") or {}).get("name")
         confidence = (latest.get("intent") or {}).get("confidence") or 0.0
         requested = tracker.get_slot("requested_slot")
-        if requested is None or confidence < _INTERRUPT_CONFIDENCE:
+        if requested is None or confidence < min_confidence:
             return None  # form just activated, or unsure: let slot filling decide
         if intent in _STOP_INTENTS and requested != "confirm":
             dispatcher.utter_message(response="utter_form_stopped")

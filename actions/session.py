@@ -22,15 +22,16 @@ logger = logging.getLogger(__name__)
 class ActionIdentify(Action):
     """Bind the conversation to its CRM customer, once per session.
 
-    Runs as the custom slot mapping of `customer_id`, i.e. after each user
-    message, when the input channel of the message is known (it is not yet
-    known inside action_session_start).  A known customer is greeted by name
-    and told about open complaints; a CRM outage leaves the customer
+    Rasa runs `action_validate_slot_mappings` after every user message, when
+    the message's input channel is known (inside action_session_start it is
+    not), and keeps both its slot events and its messages (a custom slot
+    mapping action's messages are dropped).  A known customer is greeted by
+    name and told about open complaints; a CRM outage leaves the customer
     anonymous for now and is retried on the next message.
     """
 
     def name(self) -> str:
-        return "action_identify"
+        return "action_validate_slot_mappings"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:

@@ -49,8 +49,12 @@ class ValidatePaymentForm(VerifiedFormValidation):
             return ["payment_problem"]
         if problem == "failed":
             return ["payment_problem"]  # advice only, nothing personal to look at
-        return ["payment_problem"] + await super().required_slots(domain_slots, dispatcher,
-                                                                   tracker, domain)
+        slots = ["payment_problem"] + await super().required_slots(domain_slots, dispatcher,
+                                                                    tracker, domain)
+        if problem == "double_charged" and "order_number" not in slots and not tracker.get_slot(
+                "flow_blocked"):
+            slots.append("order_number")  # a double charge is always about one order
+        return slots
 
     def validate_payment_problem(self, value: Any, dispatcher: CollectingDispatcher,
                                  tracker: Tracker, domain: DomainDict) -> dict[str, Any]:

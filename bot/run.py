@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -95,6 +97,26 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def isolated_stack(var_dir: Path, crm_url: str) -> Stack:
+    """A stack on free ports with its own databases under var_dir (not started).
+
+    Tests and benchmarks use it so they never touch the instance `make run` serves.
+    """
+    settings = settings_mod.load(var_dir, {
+        "KEFU_RASA_PORT": str(free_port()), "KEFU_ACTION_PORT": str(free_port()),
+        "KEFU_RASA_TOKEN": secrets.token_hex(16), "KEFU_CRM_URL": crm_url,
+        "KEFU_TRACKER_DB": str(var_dir / "tracker.sqlite3"),
+        "KEFU_EVENTS_DB": str(var_dir / "events.sqlite3"),
+    })
+    return Stack(settings, log_dir=var_dir / "logs")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -46,23 +46,27 @@ class Settings:
             "KEFU_CRM_URL": self.crm_url,
             "KEFU_RASA_TOKEN": self.rasa_token,
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            # Rasa's telemetry and error reports would call outside hosts.
+            "RASA_TELEMETRY_ENABLED": "false",
         })
         return env
 
 
-def load(var_dir: Path | None = None) -> Settings:
+def load(var_dir: Path | None = None, overrides: dict[str, str] | None = None) -> Settings:
+    """Settings from the environment; `overrides` win (tests and benchmarks)."""
+    env = {**os.environ, **(overrides or {})}
     var = Path(var_dir or VAR)
     var.mkdir(parents=True, exist_ok=True)
     return Settings(
-        host=os.environ.get("KEFU_HOST", "127.0.0.1"),
-        rasa_port=int(os.environ.get("KEFU_RASA_PORT", "5005")),
-        action_port=int(os.environ.get("KEFU_ACTION_PORT", "5055")),
-        rasa_token=os.environ.get("KEFU_RASA_TOKEN") or _local_token(var),
-        model_path=Path(os.environ.get("KEFU_MODEL", ROOT / "models" / "kefu.tar.gz")),
-        tracker_dialect=os.environ.get("KEFU_TRACKER_DIALECT", "sqlite"),
-        tracker_db=os.environ.get("KEFU_TRACKER_DB", str(var / "tracker.sqlite3")),
-        events_db=os.environ.get("KEFU_EVENTS_DB", str(var / "events.sqlite3")),
-        crm_url=os.environ.get("KEFU_CRM_URL", f"sqlite:///{var / 'crm.sqlite3'}"),
+        host=env.get("KEFU_HOST", "127.0.0.1"),
+        rasa_port=int(env.get("KEFU_RASA_PORT", "5005")),
+        action_port=int(env.get("KEFU_ACTION_PORT", "5055")),
+        rasa_token=env.get("KEFU_RASA_TOKEN") or _local_token(var),
+        model_path=Path(env.get("KEFU_MODEL", ROOT / "models" / "kefu.tar.gz")),
+        tracker_dialect=env.get("KEFU_TRACKER_DIALECT", "sqlite"),
+        tracker_db=env.get("KEFU_TRACKER_DB", str(var / "tracker.sqlite3")),
+        events_db=env.get("KEFU_EVENTS_DB", str(var / "events.sqlite3")),
+        crm_url=env.get("KEFU_CRM_URL", f"sqlite:///{var / 'crm.sqlite3'}"),
     )
 
 

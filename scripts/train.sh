@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Train the Rasa model only when its inputs changed.
 #
+# Rasa reuses unchanged components from its cache (.rasa/cache), so a data
+# change retrains only what depends on it.
+#
 # Inputs: the training data, domain, config, the custom NLU components, and the
 # spaCy catalogue pipeline (rebuilt from the CRM's products first, so a new
 # product is recognised after retraining with no new training sentences).
@@ -24,6 +27,6 @@ fi
 echo "Training the model (inputs changed)..." >&2
 start=$(date +%s)
 .venv/bin/rasa train --data data --domain domain.yml --config config.yml \
-  --out models --fixed-model-name kefu --force --quiet
+  --out models --fixed-model-name kefu --quiet
 echo "$hash" > "$stamp"
 echo "Trained in $(( $(date +%s) - start )) s." >&2

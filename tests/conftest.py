@@ -7,8 +7,6 @@ apart by using their own sender ids.
 """
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -16,18 +14,11 @@ from typing import Iterator
 import pytest
 import requests
 
-from bot import settings as settings_mod
-from bot.run import Stack
+from bot.run import Stack, free_port, isolated_stack
 from bot.settings import ROOT
 
 MODEL = ROOT / "models" / "kefu.tar.gz"
 SMALL_SEED = 60  # random customers besides the fixed demo ones
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def seeded_crm_url(directory: Path) -> str:
@@ -52,24 +43,7 @@ def crm(tmp_path: Path):
 def _start_stack(var_dir: Path, crm_url: str) -> Stack:
     if not MODEL.exists():
         pytest.fail("no trained model: run `make model` (make test does it)")
-    env = {
-        "KEFU_RASA_PORT": str(free_port()),
-        "KEFU_ACTION_PORT": str(free_port()),
-        "KEFU_RASA_TOKEN": uuid.uuid4().hex,
-        "KEFU_CRM_URL": crm_url,
-        "KEFU_MODEL": str(MODEL),
-    }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        settings = settings_mod.load(var_dir)
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    stack = Stack(settings, log_dir=var_dir / "logs")
+    stack = isolated_stack(var_dir, crm_url)
     try:
         stack.start(timeout=300)
     except Exception:

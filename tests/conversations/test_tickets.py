@@ -55,9 +55,9 @@ def test_payment_failure_gets_advice_without_verification(anonymous: Chat) -> No
 
 
 def test_double_charge_creates_ticket(zhangwei: Chat) -> None:
-    zhangwei.say("我付款被扣了两次钱")
-    reply = zhangwei.say("260101000002")
-    assert "工单号" in reply
+    assert "订单号" in zhangwei.say("我付款被扣了两次钱")
+    reply = zhangwei.say("260101000003")
+    assert "工单号" in reply and "原路退回" in reply
 
 
 def test_invoice_request(zhangwei: Chat) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks (make bench): slow, so never part of make test."""

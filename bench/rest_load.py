@@ -1,0 +1,135 @@
+"""REST round trips that run CRM-backed actions: throughput and latency with
+N concurrent conversations, and flat latency for long-lived conversations.
+
+    python -m bench.rest_load [--concurrency 10] [--rounds 20]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from bench.stack import running_stack
+
+# A realistic mix: most messages run a CRM-backed action, a few are FAQs.
+SCRIPT = (
+    "我的快递到哪了",            # identify + order_query_form + action_query_order
+    "我还有多少积分",            # membership (CRM)
+    "订单260101000001到哪了",    # specific order (CRM)
+    "满多少包邮",                # FAQ (no CRM)
+    "有什么推荐的吗",            # recommendation (CRM)
+    "谢谢",
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _post(session: requests.Session, url: str, sender: str, text: str) -> float:
+    start = time.perf_counter()
+    response = session.post(url, json={"sender": sender, "message": text}, timeout=60)
+    response.raise_for_status()
+    return (time.perf_counter() - start) * 1000
+
+
+def load(stack, crm, concurrency: int, rounds: int) -> dict:
+    url = f"{stack.settings.rasa_url}/webhooks/rest/webhook"
+    senders = []
+    for i in range(concurrency):
+        sender = f"bench-{uuid.uuid4().hex[:8]}"
+        crm.bind_identity("rest", sender, 1 + i % 2, f"bench-bind:{sender}")
+        senders.append(sender)
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def worker(sender: str) -> None:
+        nonlocal errors
+        session = requests.Session()
+        for r in range(rounds):
+            for text in SCRIPT:
+                try:
+                    ms = _post(session, url, sender, text)
+                    with lock:
+                        latencies.append(ms)
+                except requests.RequestException:
+                    with lock:
+                        errors += 1
+
+    # Warm-up: first message per process path.
+    _post(requests.Session(), url, "bench-warmup", SCRIPT[0])
+    threads = [threading.Thread(target=worker, args=(s,)) for s in senders]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    return {
+        "concurrency": concurrency, "messages": len(latencies), "errors": errors,
+        "seconds": round(elapsed, 2),
+        "messages_per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+    }
+
+
+def long_conversation(stack, history: int, probes: int) -> dict:
+    """A returning customer with `history` messages in earlier sessions vs a new one."""
+    s = stack.settings
+    url = f"{s.rasa_url}/webhooks/rest/webhook"
+    session = requests.Session()
+    veteran = f"bench-veteran-{uuid.uuid4().hex[:6]}"
+    for i in range(history):
+        _post(session, url, veteran, "满多少包邮" if i % 2 else "你好")
+        if i % 50 == 49:  # a new session every 50 messages, as months of chats would
+            requests.post(f"{s.rasa_url}/conversations/{veteran}/tracker/events",
+                          params={"token": s.rasa_token},
+                          json=[{"event": "session_started"}, {"event": "action", "name": "action_listen"}],
+                          timeout=30).raise_for_status()
+    requests.post(f"{s.rasa_url}/conversations/{veteran}/tracker/events",
+                  params={"token": s.rasa_token},
+                  json=[{"event": "session_started"}, {"event": "action", "name": "action_listen"}],
+                  timeout=30).raise_for_status()
+
+    def measure(sender_for_probe) -> float:
+        samples = []
+        for i in range(probes):
+            samples.append(_post(session, url, sender_for_probe(i), "满多少包邮"))
+        return statistics.median(samples)
+
+    new_ms = measure(lambda i: f"bench-new-{uuid.uuid4().hex[:8]}")
+    veteran_ms = measure(lambda i: veteran)
+    return {"history_messages": history, "new_customer_median_ms": round(new_ms, 1),
+            "returning_customer_median_ms": round(veteran_ms, 1),
+            "ratio": round(veteran_ms / new_ms, 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--history", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=Path("var/bench/rest_load.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp)) as (stack, crm):
+        results = {"load": load(stack, crm, args.concurrency, args.rounds),
+                   "long_conversation": long_conversation(stack, args.history, probes=30)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2))
+    print(json.dumps(results, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

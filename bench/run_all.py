@@ -1,0 +1,18 @@
+"""make bench: every benchmark in turn; figures go to var/bench/*.json and,
+by hand with their command, to BENCHMARKS.md."""
+from __future__ import annotations
+
+import sys
+
+from bench import nlu_eval, rest_load
+
+
+def main() -> int:
+    sys.argv = [sys.argv[0]]
+    rest_load.main()
+    nlu_eval.main()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
