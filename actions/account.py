@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common
-from actions.forms import VerifiedFormValidation
+from actions.forms import VerifiedFlowAction, VerifiedFormValidation
 from crm_adapter import errors
 
 FIELD_LABELS = {"phone": "手机号", "birthday": "生日", "email": "邮箱",
@@ -30,16 +30,11 @@ class ValidateMembershipForm(VerifiedFormValidation):
     form = "membership_form"
 
 
-class ActionQueryMembership(Action):
-    def name(self) -> str:
-        return "action_query_membership"
+class ActionQueryMembership(VerifiedFlowAction):
+    action_name = "action_query_membership"
 
-    @common.apologise_when_crm_down
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        customer_id = common.flow_customer(dispatcher, tracker)
-        if customer_id is None:
-            return common.reset_flow_slots()
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  customer_id: int) -> None:
         m = common.crm().membership(customer_id)
         lines = [f"您是{m.level}，当前积分 {m.points}（可抵 {m.points_value_yuan:.0f} 元）。"]
         if m.points_expiring and m.points_expire_at:
@@ -55,7 +50,6 @@ class ActionQueryMembership(Action):
         if m.next_level:
             lines.append(f"再消费 {m.spend_to_next_level:.0f} 元可升级为{m.next_level}。")
         dispatcher.utter_message(response="utter_membership", lines="\n".join(lines))
-        return common.reset_flow_slots()
 
 
 class ValidateProfileForm(VerifiedFormValidation):
@@ -97,29 +91,23 @@ class ActionAskProfileValue(Action):
         return []
 
 
-class ActionUpdateProfile(Action):
-    def name(self) -> str:
-        return "action_update_profile"
+class ActionUpdateProfile(VerifiedFlowAction):
+    action_name = "action_update_profile"
 
-    @common.apologise_when_crm_down
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        customer_id = common.flow_customer(dispatcher, tracker)
-        if customer_id is None:
-            return common.reset_flow_slots()
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  customer_id: int) -> None:
         if tracker.get_slot("confirm") is not True:
             dispatcher.utter_message(response="utter_profile_kept")
-            return common.reset_flow_slots()
+            return
         field = tracker.get_slot("profile_field")
         try:
             common.crm().update_profile(customer_id, field, tracker.get_slot("profile_value"),
                                         common.idempotency_key(tracker, f"profile:{field}"))
         except errors.InvalidInput as refusal:
             dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
-            return common.reset_flow_slots()
+            return
         dispatcher.utter_message(response="utter_profile_updated", field_label=FIELD_LABELS[field],
                                  shown_value=shown_value(field, tracker.get_slot("profile_value")))
-        return common.reset_flow_slots()
 
 
 def canonical_field(text: str) -> Optional[str]:
@@ -158,20 +146,14 @@ class ValidateUnsubscribeForm(VerifiedFormValidation):
     form = "unsubscribe_form"
 
 
-class ActionUnsubscribe(Action):
-    def name(self) -> str:
-        return "action_unsubscribe"
+class ActionUnsubscribe(VerifiedFlowAction):
+    action_name = "action_unsubscribe"
 
-    @common.apologise_when_crm_down
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        customer_id = common.flow_customer(dispatcher, tracker)
-        if customer_id is None:
-            return common.reset_flow_slots()
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  customer_id: int) -> None:
         common.crm().set_marketing_consent(customer_id, "all", "marketing", False, "chat",
                                            common.idempotency_key(tracker, "unsubscribe"))
         dispatcher.utter_message(response="utter_unsubscribed")
-        return common.reset_flow_slots()
 
 
 def parse_rating(text: Optional[str]) -> Optional[int]:

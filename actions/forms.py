@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
-from rasa_sdk import Tracker
+from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
@@ -214,3 +214,28 @@ def _faq_response_name(latest: dict) -> Optional[str]:
         return key
     intent_key = (selector.get("response") or {}).get("intent_response_key")
     return f"utter_{intent_key}" if intent_key else None
+
+
+class VerifiedFlowAction(Action):
+    """The submit action of a verified form: outage, lock-out and reset in one place.
+
+    Subclasses set `action_name` and implement `act` for a customer the form
+    verified; the flow's slots are cleared afterwards whatever happened.
+    """
+
+    action_name: str = ""
+
+    def name(self) -> str:
+        return self.action_name
+
+    @common.apologise_when_crm_down
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        customer_id = common.flow_customer(dispatcher, tracker)
+        if customer_id is not None:
+            await self.act(dispatcher, tracker, customer_id)
+        return common.reset_flow_slots()
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  customer_id: int) -> None:
+        raise NotImplementedError

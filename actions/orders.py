@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common
-from actions.forms import VerifiedFormValidation
+from actions.forms import VerifiedFlowAction, VerifiedFormValidation
 from crm_adapter import errors, validation
 from crm_adapter.views import OrderView
 
@@ -49,16 +48,11 @@ class ValidateOrderQueryForm(VerifiedFormValidation):
     form = "order_query_form"
 
 
-class ActionQueryOrder(Action):
-    def name(self) -> str:
-        return "action_query_order"
+class ActionQueryOrder(VerifiedFlowAction):
+    action_name = "action_query_order"
 
-    @common.apologise_when_crm_down
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        customer_id = common.flow_customer(dispatcher, tracker)
-        if customer_id is None:
-            return common.reset_flow_slots()
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  customer_id: int) -> None:
         number = tracker.get_slot("order_number")
         order = (common.crm().get_order(customer_id, number) if number
                  else common.crm().latest_order(customer_id))
@@ -71,7 +65,6 @@ class ActionQueryOrder(Action):
             dispatcher.utter_message(response="utter_order_status", order_number=order.order_number,
                                      items=items_summary(order), status=order.status_label,
                                      detail=status_detail(order))
-        return common.reset_flow_slots()
 
 
 class _OrderChangeForm(VerifiedFormValidation):
@@ -125,20 +118,17 @@ class ValidateChangeAddressForm(_OrderChangeForm):
             return {"new_address": None}
 
 
-class ActionCancelOrder(Action):
-    def name(self) -> str:
-        return "action_cancel_order"
+class ActionCancelOrder(VerifiedFlowAction):
+    action_name = "action_cancel_order"
 
-    @common.apologise_when_crm_down
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        customer_id = common.flow_customer(dispatcher, tracker)
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  customer_id: int) -> None:
         number = tracker.get_slot("order_number")
-        if customer_id is None or not number:
-            return common.reset_flow_slots()
+        if not number:
+            return
         if tracker.get_slot("confirm") is not True:
             dispatcher.utter_message(response="utter_cancel_kept", order_number=number)
-            return common.reset_flow_slots()
+            return
         change = common.crm().cancel_order(customer_id, number,
                                            common.idempotency_key(tracker, "cancel_order"))
         if change.outcome == "done":
@@ -152,30 +142,26 @@ class ActionCancelOrder(Action):
                                      hint=_blocked_hint(change.order.status))
         else:
             dispatcher.utter_message(response="utter_order_not_found", order_number=number)
-        return common.reset_flow_slots()
 
 
-class ActionChangeAddress(Action):
-    def name(self) -> str:
-        return "action_change_address"
+class ActionChangeAddress(VerifiedFlowAction):
+    action_name = "action_change_address"
 
-    @common.apologise_when_crm_down
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        customer_id = common.flow_customer(dispatcher, tracker)
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  customer_id: int) -> None:
         number = tracker.get_slot("order_number")
         address = tracker.get_slot("new_address")
-        if customer_id is None or not number:
-            return common.reset_flow_slots()
+        if not number:
+            return
         if tracker.get_slot("confirm") is not True:
             dispatcher.utter_message(response="utter_address_kept", order_number=number)
-            return common.reset_flow_slots()
+            return
         try:
             change = common.crm().change_address(customer_id, number, address,
                                                  common.idempotency_key(tracker, "change_address"))
         except errors.InvalidInput as refusal:
             dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
-            return common.reset_flow_slots()
+            return
         if change.outcome in ("done", "already"):
             dispatcher.utter_message(response="utter_address_changed", order_number=number,
                                      new_address=address)
@@ -185,4 +171,3 @@ class ActionChangeAddress(Action):
                                      hint=_blocked_hint(change.order.status))
         else:
             dispatcher.utter_message(response="utter_order_not_found", order_number=number)
-        return common.reset_flow_slots()

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common
-from actions.forms import VerifiedFormValidation
+from actions.forms import VerifiedFlowAction, VerifiedFormValidation
 from crm_adapter import errors
 from crm_adapter.views import OrderView
 
@@ -53,44 +52,35 @@ def return_refusal(order: OrderView) -> str:
     return f"订单 {number} 暂不支持退货，如有疑问可以说“转人工”。"
 
 
-class ActionCreateReturn(Action):
-    def name(self) -> str:
-        return "action_create_return"
+class ActionCreateReturn(VerifiedFlowAction):
+    action_name = "action_create_return"
 
-    @common.apologise_when_crm_down
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        customer_id = common.flow_customer(dispatcher, tracker)
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  customer_id: int) -> None:
         number = tracker.get_slot("order_number")
-        if customer_id is None or not number:
-            return common.reset_flow_slots()
+        if not number:
+            return
         try:
             request = common.crm().create_return(
                 customer_id, number, tracker.get_slot("return_reason"),
                 common.idempotency_key(tracker, "create_return"))
         except errors.InvalidInput as refusal:
             dispatcher.utter_message(response="utter_return_not_allowed", reason=refusal.message_zh)
-            return common.reset_flow_slots()
+            return
         dispatcher.utter_message(
             response="utter_return_created", return_number=request.return_number,
             next_steps="审核通过后会短信通知您寄回地址，仓库签收后1-3个工作日内原路退款。")
-        return common.reset_flow_slots()
 
 
 class ValidateRefundForm(VerifiedFormValidation):
     form = "refund_form"
 
 
-class ActionQueryRefund(Action):
-    def name(self) -> str:
-        return "action_query_refund"
+class ActionQueryRefund(VerifiedFlowAction):
+    action_name = "action_query_refund"
 
-    @common.apologise_when_crm_down
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        customer_id = common.flow_customer(dispatcher, tracker)
-        if customer_id is None:
-            return common.reset_flow_slots()
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  customer_id: int) -> None:
         number = tracker.get_slot("order_number")
         returns = common.crm().returns_for_customer(customer_id, order_number=number)
         if not returns:
@@ -99,10 +89,9 @@ class ActionQueryRefund(Action):
             else:
                 dispatcher.utter_message(response="utter_refund_status",
                                          lines="您目前没有退款记录。如需退货退款，可以对我说“我要退货”。")
-            return common.reset_flow_slots()
+            return
         lines = [refund_line(r) for r in returns[:3]]
         dispatcher.utter_message(response="utter_refund_status", lines="\n".join(lines))
-        return common.reset_flow_slots()
 
 
 def refund_line(request: Any) -> str:

@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common, handoff
-from actions.forms import VerifiedFormValidation
+from actions.forms import VerifiedFlowAction, VerifiedFormValidation
 from crm_adapter import errors
 
 PAYMENT_PROBLEMS = ("failed", "double_charged", "charged_no_order")
@@ -128,17 +128,14 @@ class ValidateInvoiceForm(VerifiedFormValidation):
         return {"invoice_email": match.group()}
 
 
-class ActionCreateInvoiceRequest(Action):
-    def name(self) -> str:
-        return "action_create_invoice_request"
+class ActionCreateInvoiceRequest(VerifiedFlowAction):
+    action_name = "action_create_invoice_request"
 
-    @common.apologise_when_crm_down
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        customer_id = common.flow_customer(dispatcher, tracker)
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  customer_id: int) -> None:
         number = tracker.get_slot("order_number")
-        if customer_id is None or not number:
-            return common.reset_flow_slots()
+        if not number:
+            return
         email = tracker.get_slot("invoice_email")
         try:
             request = common.crm().create_invoice_request(
@@ -147,12 +144,11 @@ class ActionCreateInvoiceRequest(Action):
                 common.idempotency_key(tracker, "invoice"))
         except errors.InvalidInput as refusal:
             dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
-            return common.reset_flow_slots()
+            return
         from crm_adapter.masking import mask_email
         dispatcher.utter_message(response="utter_invoice_created",
                                  request_number=request.request_number, order_number=number,
                                  email=mask_email(email))
-        return common.reset_flow_slots()
 
 
 class ValidateComplaintForm(VerifiedFormValidation):
@@ -231,24 +227,18 @@ class ValidateComplaintStatusForm(VerifiedFormValidation):
     form = "complaint_status_form"
 
 
-class ActionQueryComplaint(Action):
-    def name(self) -> str:
-        return "action_query_complaint"
+class ActionQueryComplaint(VerifiedFlowAction):
+    action_name = "action_query_complaint"
 
-    @common.apologise_when_crm_down
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        customer_id = common.flow_customer(dispatcher, tracker)
-        if customer_id is None:
-            return common.reset_flow_slots()
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  customer_id: int) -> None:
         complaints = common.crm().complaints_for_customer(customer_id, open_only=False)[:3]
         if not complaints:
             dispatcher.utter_message(response="utter_no_complaints")
-            return common.reset_flow_slots()
+            return
         lines = [f"工单 {c.ticket_number}（{c.category_label}）：{c.status_label}，"
                  f"{'承诺' if c.status in ('open', 'pending') else '提交于'} "
                  f"{(c.sla_due_at if c.status in ('open', 'pending') else c.created_at):%m月%d日 %H:%M}"
                  f"{'前答复' if c.status in ('open', 'pending') else ''}。"
                  for c in complaints]
         dispatcher.utter_message(response="utter_complaint_status", lines="\n".join(lines))
-        return common.reset_flow_slots()

@@ -31,7 +31,7 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Sequence, Set, Union
+from typing import Iterable, List, Optional, Sequence, Set, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc

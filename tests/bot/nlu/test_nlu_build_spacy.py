@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import filecmp
 import json
-import os
 from pathlib import Path
 
 import pytest
