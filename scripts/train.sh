@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Train the Rasa model only when its inputs changed.
 #
-# Rasa's own component cache is switched off: it restored a DIETClassifier
-# trained on older data after the NLU data changed (seen with Rasa 3.6.21),
-# and writing it costs time and half a gigabyte.  Training is forced instead
-# whenever the inputs below change.
+# Rasa's own component cache is switched off (it grows past half a gigabyte
+# and writing it slows training); training is forced instead whenever the
+# inputs below change, so a model never mixes old and new components.
 #
 # Inputs: the training data, domain, config, the custom NLU components, and the
 # spaCy catalogue pipeline (rebuilt from the CRM's products first, so a new

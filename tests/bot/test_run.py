@@ -1,0 +1,63 @@
+"""`make run`'s supervisor: starts both servers, answers, and stops cleanly on Ctrl-C."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from bot.run import free_port
+from bot.settings import ROOT
+from tests.conftest import MODEL, seeded_crm_url
+
+
+def test_supervisor_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    rasa_port, action_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KEFU_VAR_DIR": str(tmp_path),
+           "KEFU_RASA_PORT": str(rasa_port), "KEFU_ACTION_PORT": str(action_port),
+           "KEFU_CRM_URL": seeded_crm_url(tmp_path), "KEFU_MODEL": str(MODEL),
+           "KEFU_TRACKER_DB": str(tmp_path / "tracker.sqlite3"),
+           "KEFU_EVENTS_DB": str(tmp_path / "events.sqlite3")}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.run"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            output.append(line)
+            if "Kefu is running" in line:
+                break
+        assert any("Kefu is running" in line for line in output), "".join(output[-50:])
+        # Keep reading so the servers never block on a full pipe.
+        threading.Thread(target=lambda: [output.append(l) for l in proc.stdout], daemon=True).start()
+        token = (tmp_path / "rasa_token").read_text().strip()  # generated, mode 600
+        assert oct((tmp_path / "rasa_token").stat().st_mode & 0o777) == "0o600"
+        reply = requests.post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
+                              json={"sender": "demo-zhangwei", "message": "满多少包邮"}, timeout=60)
+        assert "99" in reply.text
+        # The HTTP API refuses requests without the token.
+        assert requests.get(f"http://127.0.0.1:{rasa_port}/status", timeout=10).status_code == 401
+        assert requests.get(f"http://127.0.0.1:{rasa_port}/status", params={"token": token},
+                            timeout=10).ok
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert code == 0
+    for port in (rasa_port, action_port):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+            raise AssertionError(f"port {port} still answers after Ctrl-C")
+        except requests.ConnectionError:
+            pass
