@@ -8,7 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common
-from crm_adapter.catalogue import CATEGORIES, CATEGORY_ALIASES
+from crm_adapter.catalogue import CATEGORIES, canonical_category
 from crm_adapter.views import ProductView
 
 
@@ -18,10 +18,7 @@ def product_line(product: ProductView) -> str:
 
 
 def category_of(tracker: Tracker) -> str | None:
-    value = common.entity_value(tracker, "category")
-    if not value:
-        return None
-    return value if value in CATEGORIES else CATEGORY_ALIASES.get(value)
+    return canonical_category(common.entity_value(tracker, "category"))
 
 
 class ActionAnswerProduct(Action):
