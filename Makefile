@@ -34,7 +34,7 @@ bench: model
 	@$(PY) -m bench.run_all
 
 lock:
-	@$(PY) -m pip freeze --exclude-editable | sort > requirements.lock
+	@$(PY) -m pip freeze --exclude-editable | sort -f > requirements.lock
 
 clean:
 	rm -rf models/*.tar.gz models/spacy_zh models/.train-stamp var/*.sqlite3*
