@@ -49,7 +49,7 @@ class Stack:
         bin_dir = Path(sys.executable).parent
         self._spawn("actions", [str(bin_dir / "python"), "-m", "rasa_sdk", "--actions", "actions",
                                 "--port", str(s.action_port)])
-        self._spawn("rasa", [str(bin_dir / "rasa"), "run", "--enable-api",
+        self._spawn("rasa", [str(bin_dir / "python"), "-m", "bot.rasa_server", "run", "--enable-api",
                              "--auth-token", s.rasa_token, "-i", s.host, "-p", str(s.rasa_port),
                              "--model", str(s.model_path), "--endpoints", "endpoints.yml",
                              "--credentials", "credentials.yml", "--cors", "http://127.0.0.1"])

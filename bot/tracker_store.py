@@ -6,11 +6,23 @@ Rasa 3.6 loads a conversation with "events of this sender since the latest
 customer's cost grows with every event ever stored for them.  These two
 composite indexes make both parts index range scans, keeping latency flat for
 customers who have talked to us for months (see BENCHMARKS.md).
+
+`save` is also reworked: the stock store re-loads the whole session from the
+database on every save only to work out which events are new for the event
+broker, then the broker commits once per event.  Here the new events are
+found once (the same count query the stock `save` already runs), stored, and
+handed to the broker together, so one message costs one load and two commits.
+Events reach the broker only after they are stored.
 """
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+from typing import Any, Dict, List
+
+from rasa.shared.core.events import Event
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
@@ -29,6 +41,33 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         ensure_event_indexes(self.engine, self.SQLEvent.__table__)
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Store the events not yet stored, then publish exactly those."""
+        with self.session_scope() as session:
+            new_events: List[Event] = list(self._additional_events(session, tracker))
+            session.add_all([self._row(tracker.sender_id, event) for event in new_events])
+            session.commit()
+        if self.event_broker is not None and new_events:
+            bodies = [{"sender_id": tracker.sender_id, **event.as_dict()} for event in new_events]
+            publish_many = getattr(self.event_broker, "publish_many", None)
+            if publish_many is not None:
+                publish_many(bodies)
+            else:
+                for body in bodies:
+                    self.event_broker.publish(body)
+
+    def _row(self, sender_id: str, event: Event) -> Any:
+        """The stock row for one event (same columns as SQLTrackerStore.save)."""
+        data: Dict[str, Any] = event.as_dict()
+        return self.SQLEvent(
+            sender_id=sender_id,
+            type_name=event.type_name,
+            timestamp=data.get("timestamp"),
+            intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+            action_name=data.get("name"),
+            data=json.dumps(data),
+        )
 
 
 def ensure_event_indexes(engine: sa.engine.Engine, table: sa.Table) -> None:

@@ -1,0 +1,77 @@
+"""The Rasa start-up replacements accept and reject exactly what stock Rasa does."""
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+from rasa.core.actions.action import RemoteAction
+from rasa.shared.core.events import Event, SlotSet, UserUttered
+from rasa.shared.utils.common import all_subclasses
+
+from bot import rasa_server
+
+RESPONSES: list[Any] = [
+    {"events": [], "responses": []},
+    {"events": [{"event": "slot", "name": "verified", "value": True}],
+     "responses": [{"text": "您好，订单已发货 📦", "buttons": []}]},
+    {"events": [{"event": "active_loop", "name": None}, {"event": "followup", "name": "action_listen"}]},
+    {"events": [{"event": "no_such_event"}]},
+    {"events": "not a list"},
+    {"events": [{"name": "verified"}]},          # an event without its type
+    {"responses": "not a list"},
+    {"responses": [1, 2]},
+    [],                                            # not an object at all
+]
+
+
+def _stock_accepts(result: Any) -> bool:
+    try:
+        jsonschema.validate(result, RemoteAction.action_response_format_spec())
+        return True
+    except jsonschema.ValidationError:
+        return False
+
+
+@pytest.mark.parametrize("result", RESPONSES)
+def test_action_result_validation_matches_stock(result: Any) -> None:
+    action = RemoteAction("action_query_order", None)
+    if _stock_accepts(result):
+        assert rasa_server.validate_action_result(action, result) is True
+    else:
+        with pytest.raises(jsonschema.ValidationError) as caught:
+            rasa_server.validate_action_result(action, result)
+        assert "Failed to validate Action server response" in caught.value.message
+
+
+def test_both_outcomes_are_covered() -> None:
+    outcomes = {_stock_accepts(r) for r in RESPONSES}
+    assert outcomes == {True, False}
+
+
+def test_event_lookup_matches_stock_for_every_event_type() -> None:
+    rasa_server.install()
+    stock = rasa_server._STOCK_RESOLVE[0]
+    for cls in all_subclasses(Event):
+        name = getattr(cls, "type_name", None)
+        if isinstance(name, str):
+            assert Event.resolve_by_type(name) is stock(name)
+            assert Event.resolve_by_type(name) is stock(name)  # second time from memory
+
+
+def test_event_lookup_keeps_stock_answers_for_unknown_names() -> None:
+    rasa_server.install()
+    with pytest.raises(ValueError):
+        Event.resolve_by_type("no_such_event")
+    assert Event.resolve_by_type("no_such_event", default=SlotSet) is SlotSet
+    assert Event.resolve_by_type("topic") is None
+    assert "no_such_event" not in rasa_server._EVENT_TYPES
+
+
+def test_events_still_deserialise_after_install() -> None:
+    rasa_server.install()
+    rasa_server.install()  # idempotent: the stock lookup is kept once
+    assert len(rasa_server._STOCK_RESOLVE) == 1
+    events = [UserUttered("我的快递到哪了", {"name": "query_order"}), SlotSet("verified", True)]
+    restored = [Event.from_parameters(e.as_dict()) for e in events]
+    assert restored == events
