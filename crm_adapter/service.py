@@ -31,6 +31,7 @@ import functools
 import hmac
 import threading
 import unicodedata
+from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Optional, TypeVar
@@ -70,6 +71,7 @@ from .models import (
     ReturnRequest,
     VerificationAttempt,
 )
+from .recommend import popularity as recommend_popularity
 from .recommend import recommend_products
 from .views import (
     ORDER_STATUS_LABELS,
@@ -191,6 +193,7 @@ class CRM:
         self._echo = echo
         self._engine: Optional[Engine] = None
         self._engine_lock = threading.Lock()
+        self._popularity: Optional[tuple[datetime, Counter[int]]] = None
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> "CRM":
@@ -771,10 +774,22 @@ class CRM:
             return []
         with self._read() as session:
             customer = self._live_customer(session, cid)
+            now = self._now()
             products = recommend_products(
-                session, customer.id if customer else None, count, wanted_category, self._now()
+                session, customer.id if customer else None, count, wanted_category, now,
+                self._popularity_at(session, now),
             )
             return [convert.product_view(p) for p in products]
+
+    def _popularity_at(self, session: Session, now: datetime) -> "Counter[int]":
+        """Product popularity, recomputed at most once per clock hour (a benign
+        race between threads only computes it twice)."""
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        cached = self._popularity
+        if cached is None or cached[0] != hour:
+            cached = (hour, recommend_popularity(session, now))
+            self._popularity = cached
+        return cached[1]
 
     # -- tickets ----------------------------------------------------------
 
