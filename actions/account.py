@@ -12,7 +12,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import common
 from actions.forms import VerifiedFlowAction, VerifiedFormValidation
-from crm_adapter import errors
+from crm_adapter import errors, validation
 
 FIELD_LABELS = {"phone": "手机号", "birthday": "生日", "email": "邮箱",
                 "address": "默认收货地址", "name": "姓名"}
@@ -121,15 +121,15 @@ def canonical_field(text: str) -> Optional[str]:
 
 
 def parse_birthday(text: str) -> Optional[date]:
-    """Birthdays as customers type them: 1990年5月3日, 1990-5-3, 1990/05/03, 19900503."""
-    match = re.search(r"(19\d{2}|20\d{2})\s*[年\-/.]?\s*(\d{1,2})\s*[月\-/.]?\s*(\d{1,2})", text)
-    if not match:
+    """Birthdays as customers type them: 1990年5月3日, 1990-5-3, 1990/05/03, 19900503
+    (the CRM's own rules decide what is a plausible birthday)."""
+    found = validation.find_in_text("birthday", text)
+    if found is None:
         return None
     try:
-        parsed = date(*(int(g) for g in match.groups()))
-    except ValueError:
+        return validation.birthday(found, date.today())
+    except errors.InvalidInput:
         return None
-    return parsed if parsed <= date.today() else None
 
 
 def shown_value(field: str, value: str) -> str:

@@ -2,7 +2,6 @@
 with a number the customer can quote later."""
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 from rasa_sdk import Action, Tracker
@@ -12,7 +11,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import common, handoff
 from actions.forms import VerifiedFlowAction, VerifiedFormValidation
-from crm_adapter import errors
+from crm_adapter import errors, validation
 
 PAYMENT_PROBLEMS = ("failed", "double_charged", "charged_no_order")
 _PAYMENT_WORDS = (("double_charged", ("重复", "两次", "扣了2次", "多扣", "扣了两")),
@@ -25,9 +24,6 @@ _CATEGORY_WORDS = (("logistics", ("物流", "快递", "配送", "送货", "发�
                    ("price", ("价格", "价钱", "贵", "降价", "差价")),
                    ("after_sales", ("售后", "退货", "退款", "维修", "换货")),
                    ("other", ("其他", "别的")))
-EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-TAX_RE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}")
-MOBILE_RE = re.compile(r"(?<!\d)(1[3-9]\d{9})(?!\d)")
 PERSONAL_TITLES = ("个人", "本人", "自己")
 
 
@@ -113,19 +109,17 @@ class ValidateInvoiceForm(VerifiedFormValidation):
 
     def validate_tax_number(self, value: Any, dispatcher: CollectingDispatcher,
                             tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
-        match = TAX_RE.search(str(value or "").upper())
-        if not match:
+        tax_number = validation.find_in_text("tax_number", value)
+        if not tax_number:
             dispatcher.utter_message(response="utter_invalid_tax_number")
-            return {"tax_number": None}
-        return {"tax_number": match.group()}
+        return {"tax_number": tax_number}
 
     def validate_invoice_email(self, value: Any, dispatcher: CollectingDispatcher,
                                tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
-        match = EMAIL_RE.search(str(value or ""))
-        if not match:
+        email = validation.find_in_text("email", value)
+        if not email:
             dispatcher.utter_message(response="utter_invalid_email")
-            return {"invoice_email": None}
-        return {"invoice_email": match.group()}
+        return {"invoice_email": email}
 
 
 class ActionCreateInvoiceRequest(VerifiedFlowAction):
@@ -184,11 +178,10 @@ class ValidateComplaintForm(VerifiedFormValidation):
 
     def validate_contact_phone(self, value: Any, dispatcher: CollectingDispatcher,
                                tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
-        match = MOBILE_RE.search(str(value or ""))
-        if not match:
+        phone = validation.find_in_text("mobile", value)
+        if not phone:
             dispatcher.utter_message(response="utter_invalid_phone")
-            return {"contact_phone": None}
-        return {"contact_phone": match.group(1)}
+        return {"contact_phone": phone}
 
 
 class ActionSubmitComplaint(Action):

@@ -19,11 +19,27 @@ from typing import Any, Optional
 
 from .errors import InvalidInput
 
-ORDER_NUMBER_RE = re.compile(r"^[0-9]{12}$")
-MOBILE_RE = re.compile(r"^1[3-9][0-9]{9}$")
-EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+# Pattern bodies, shared by the anchored validators below and by `find_in_text`
+# (the bot picks a phone, e-mail or tax number out of a customer's sentence).
+MOBILE = r"1[3-9][0-9]{9}"
+EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 # 统一社会信用代码: 18 characters from digits and capitals without I, O, S, V, Z.
-TAX_NUMBER_RE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+TAX_NUMBER = r"[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}"
+
+ORDER_NUMBER_RE = re.compile(r"^[0-9]{12}$")
+MOBILE_RE = re.compile(f"^{MOBILE}$")
+EMAIL_RE = re.compile(f"^{EMAIL}$")
+TAX_NUMBER_RE = re.compile(f"^{TAX_NUMBER}$")
+# In free text: not glued to more digits/letters of the same kind.
+_IN_TEXT = {
+    "mobile": re.compile(rf"(?<![0-9]){MOBILE}(?![0-9])"),
+    "email": re.compile(rf"(?<![A-Za-z0-9._%+-]){EMAIL}"),
+    "tax_number": re.compile(rf"(?<![0-9A-Z]){TAX_NUMBER}(?![0-9A-Z])"),
+    # 1990年5月3日 / 1990-5-3 / 1990.05.03 / 19900503 inside a sentence;
+    # `birthday()` then decides whether it is a real, plausible date.
+    "birthday": re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?:\s*[-/.年]\s*[0-9]{1,2}\s*[-/.月]\s*[0-9]{1,2}\s*[日号]?"
+                           r"|[0-9]{4})(?![0-9])"),
+}
 TICKET_NUMBER_RE = re.compile(r"^TS[0-9]{12,14}$")  # date + 4 digits (more after 9999 a day)
 NAME_RE = re.compile(r"^[\u4e00-\u9fff·A-Za-z][\u4e00-\u9fff·A-Za-z .'-]*$")
 _CJK_RE = re.compile(r"[\u4e00-\u9fff]")
@@ -31,6 +47,18 @@ _BIRTHDAY_RES = (
     re.compile(r"^([0-9]{4})\s*[-/.年]\s*([0-9]{1,2})\s*[-/.月]\s*([0-9]{1,2})\s*[日号]?$"),
     re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})$"),
 )
+
+
+def find_in_text(kind: str, text: Any) -> Optional[str]:
+    """The first phone number ("mobile"), e-mail, tax number or birthday in a sentence, or None.
+
+    Tax numbers are matched upper-cased (customers type them in lower case)."""
+    value = str(text or "")
+    if kind == "tax_number":
+        value = value.upper()
+    match = _IN_TEXT[kind].search(value)
+    return match.group() if match else None
+
 
 _ADMIN_MARKERS = ("省", "市", "区", "县", "旗", "州", "盟")
 _DETAIL_MARKERS = (

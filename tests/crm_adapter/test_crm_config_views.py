@@ -74,3 +74,25 @@ def test_views_are_frozen_and_round_trip_through_json(crm: CRM) -> None:
     decoded = views.decode(json.loads(json.dumps(views.encode(order))))
     assert decoded.created_at.tzinfo is not None and decoded.created_at.utcoffset().total_seconds() == 8 * 3600
     assert isinstance(decoded.items, tuple)
+
+
+def test_find_in_text_picks_values_out_of_sentences() -> None:
+    from crm_adapter.validation import find_in_text
+
+    assert find_in_text("mobile", "我的电话是13912345678，谢谢") == "13912345678"
+    assert find_in_text("mobile", "订单号260101000001") is None  # 12 digits are not a phone
+    assert find_in_text("mobile", "139123456789") is None        # too long
+    assert find_in_text("email", "发到 li.na@example.com.cn 吧") == "li.na@example.com.cn"
+    assert find_in_text("email", "邮箱是 foo@bar") is None
+    assert find_in_text("tax_number", "税号 91310000mA1fl1234x") == "91310000MA1FL1234X"
+    assert find_in_text("tax_number", "税号 9131000MA1FL1234X") is None  # 17 characters
+    assert find_in_text("mobile", None) is None
+
+
+def test_find_in_text_birthdays() -> None:
+    from crm_adapter.validation import find_in_text
+
+    assert find_in_text("birthday", "我生日是1990年5月3日哦") == "1990年5月3日"
+    assert find_in_text("birthday", "改成 1990-05-03") == "1990-05-03"
+    assert find_in_text("birthday", "19900503") == "19900503"
+    assert find_in_text("birthday", "订单260101000001") is None
