@@ -26,6 +26,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -417,6 +418,132 @@ class ProcessedOperation(Base):
     created_at = Column(DateTime, nullable=False)
 
 
+
+# ---------------------------------------------------------------------------
+# Analytics (crm_adapter.analytics): the stored customer model.
+#
+# Written only by `crm_adapter.analytics.refresh` (and `segments` for the
+# cluster column); read by `CRM.customer_profile` and the KPI functions.
+# Facts (counts, first/last order, window sums, signals) are stored next to
+# what is derived from them (scores, tier, stage, CLV, churn risk) so that a
+# single customer can be re-derived without touching the order history, and
+# ``next_review_at`` says when time alone would make a stored value wrong.
+# ---------------------------------------------------------------------------
+
+ANALYTICS_TIERS = ("core", "potential", "low")
+ANALYTICS_STAGES = ("potential", "new", "growth", "loyal", "at_risk", "churned")
+ANALYTICS_RUN_KINDS = ("full", "incremental")
+
+
+class CustomerMetrics(Base):
+    """One row per live customer: RFM, tier, lifecycle stage, CLV, churn risk."""
+
+    __tablename__ = "customer_metrics"
+
+    customer_id = Column(Integer, ForeignKey("customers.id"), primary_key=True)
+    # Facts from the history (counted orders only). ``*_day`` columns are
+    # day numbers (fractional days since 1970-01-01 UTC): exact floats that
+    # compare the same in Python and in SQL, which population cut points need.
+    order_count = Column(Integer, nullable=False)
+    first_order_day = Column(Float)
+    last_order_day = Column(Float)
+    lifetime_spend = _money(nullable=False)
+    median_interval_days = Column(Float)
+    recency_days = Column(Float)  # as of computed_at
+    frequency = Column(Integer, nullable=False)  # counted orders in the window
+    monetary = _money(nullable=False)  # net spend in the window
+    window_oldest_day = Column(Float)  # oldest order inside the window
+    complaints_recent = Column(Integer, nullable=False)
+    complaints_oldest_day = Column(Float)
+    csat_avg = Column(Float)
+    csat_count = Column(Integer, nullable=False)
+    csat_oldest_day = Column(Float)
+    # Derived.
+    r_score = Column(Integer)
+    f_score = Column(Integer)
+    m_score = Column(Integer)
+    tier = Column(String(16), nullable=False)
+    stage = Column(String(16), nullable=False)
+    stage_since = Column(DateTime, nullable=False)
+    clv_simple = _money(nullable=False)
+    clv_discounted = _money(nullable=False)
+    churn_risk = Column(Float)
+    cluster = Column(Integer)
+    computed_at = Column(DateTime, nullable=False)
+    # Earliest moment at which the passage of time changes a stored value.
+    next_review_at = Column(DateTime)
+
+    __table_args__ = (
+        CheckConstraint("tier IN ('core', 'potential', 'low')", name="tier"),
+        CheckConstraint(
+            "stage IN ('potential', 'new', 'growth', 'loyal', 'at_risk', 'churned')", name="stage"
+        ),
+        Index("ix_customer_metrics_next_review_at", "next_review_at"),
+        Index("ix_customer_metrics_tier_stage", "tier", "stage"),
+    )
+
+
+class CustomerSegmentChange(Base):
+    """Tier and stage changes, so that upgrade and reactivation rates can be measured."""
+
+    __tablename__ = "customer_segment_changes"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False)
+    field = Column(String(8), nullable=False)  # "tier" / "stage"
+    old_value = Column(String(16))
+    new_value = Column(String(16), nullable=False)
+    changed_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("field IN ('tier', 'stage')", name="field"),
+        Index("ix_customer_segment_changes_changed", "field", "changed_at"),
+        Index("ix_customer_segment_changes_customer", "customer_id", "changed_at"),
+    )
+
+
+class AnalyticsRun(Base):
+    """One refresh: when, what it saw up to, and the population figures it used."""
+
+    __tablename__ = "analytics_runs"
+
+    id = Column(Integer, primary_key=True)
+    kind = Column(String(16), nullable=False)
+    started_at = Column(DateTime, nullable=False)  # wall clock
+    finished_at = Column(DateTime, nullable=False)
+    as_of = Column(DateTime, nullable=False)  # the "now" of the computation; the next watermark
+    customers_refreshed = Column(Integer, nullable=False)
+    rows_rescored = Column(Integer, nullable=False)
+    excluded_orders = Column(Integer, nullable=False)
+    population_interval_days = Column(Float, nullable=False)
+    cuts = Column(JSON, nullable=False)  # {"r": [...], "f": [...], "m": [...]}
+    settings = Column(JSON, nullable=False)
+
+    __table_args__ = (_in("kind", ANALYTICS_RUN_KINDS),)
+
+
+class NpsResponse(Base):
+    """"How likely are you to recommend us?" 0-10; CSAT (1-5) lives in csat_ratings."""
+
+    __tablename__ = "nps_responses"
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, ForeignKey("customers.id"), index=True)
+    channel = Column(String(32), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    score = Column(Integer, nullable=False)
+    comment = Column(String(500))
+    created_at = Column(DateTime, nullable=False, index=True)
+
+    __table_args__ = (CheckConstraint("score BETWEEN 0 AND 10", name="score"),)
+
+
+# Lookups the incremental refresh and the KPIs make on existing tables.
+Index("ix_orders_updated_at", Order.updated_at)
+Index("ix_orders_created_at", Order.created_at)
+Index("ix_complaints_created_at", Complaint.created_at)
+Index("ix_csat_ratings_created_at", CsatRating.created_at)
+
 __all__ = [
     "Base",
     "Customer",
@@ -436,4 +563,8 @@ __all__ = [
     "VerificationAttempt",
     "NumberSequence",
     "ProcessedOperation",
+    "CustomerMetrics",
+    "CustomerSegmentChange",
+    "AnalyticsRun",
+    "NpsResponse",
 ]

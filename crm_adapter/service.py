@@ -62,6 +62,7 @@ from .models import (
     Escalation,
     Interaction,
     InvoiceRequest,
+    NpsResponse,
     NumberSequence,
     Order,
     OrderItem,
@@ -71,15 +72,22 @@ from .models import (
     ReturnRequest,
     VerificationAttempt,
 )
+from .analytics.kpis import kpi_report
+from .analytics.profile import customer_profile as analytics_profile
+from .analytics.refresh import RefreshResult
+from .analytics.refresh import refresh as analytics_refresh
+from .analytics.settings import Settings as AnalyticsSettings
 from .recommend import popularity as recommend_popularity
 from .recommend import recommend_products
 from .views import (
     ORDER_STATUS_LABELS,
     RETURN_STATUS_LABELS,
     ComplaintView,
+    CustomerProfileView,
     CustomerView,
     EscalationView,
     InvoiceRequestView,
+    KpiReport,
     MembershipView,
     OrderChange,
     OrderView,
@@ -117,6 +125,7 @@ MSG_ESCALATION_REASON = "请简单说一下需要人工客服帮您处理什么�
 MSG_CSAT_SCORE = "评分请在1到5分之间选择，5分为非常满意。"
 MSG_CONSENT_PURPOSE = "系统参数不正确（purpose），请稍后再试。"
 MSG_CONSENT_GRANTED = "系统参数不正确（granted），请稍后再试。"
+MSG_NPS_SCORE = "推荐意愿请在0到10分之间选择，10分为非常愿意推荐。"
 
 # A write that loses a race (see `_lost_a_race`) is run again, up to this many times in all.
 _WRITE_ATTEMPTS = 3
@@ -1100,6 +1109,90 @@ class CRM:
                     created_at=self._now(),
                 )
             )
+
+    # -- analytics (crm_adapter.analytics; docs/analytics.md) ---------------
+
+    @property
+    def analytics_settings(self) -> "AnalyticsSettings":
+        """The analytics' parameters; assign a `Settings` to change them."""
+        return getattr(self, "_analytics_settings", None) or AnalyticsSettings()
+
+    @analytics_settings.setter
+    def analytics_settings(self, value: "AnalyticsSettings") -> None:
+        self._analytics_settings = value
+
+    @_guarded
+    def customer_profile(self, customer_id: int) -> CustomerProfileView:
+        """Tier, lifecycle stage, CLV, churn risk and RFM for routing and the desk.
+
+        From the stored metrics (stage and churn risk re-derived for now);
+        computed on the fly when no refresh has covered the customer yet.
+        NotFound for unknown or deleted customers.
+        """
+        cid = _customer_id(customer_id)
+        with self._read() as session:
+            customer = self._require_customer(session, cid)
+            return analytics_profile(session, customer, self._now(), self.analytics_settings)
+
+    @_guarded
+    def kpis(self, start: datetime, end: datetime) -> KpiReport:
+        """The desk's KPIs over ``[start, end)`` (aware, or naive UTC); see docs/analytics.md."""
+        if not isinstance(start, datetime) or not isinstance(end, datetime):
+            raise InvalidInput("统计区间不正确：开始时间必须早于结束时间。")
+        with self._read() as session:
+            return kpi_report(session, policy.utc_naive(start), policy.utc_naive(end))
+
+    @_guarded
+    def refresh_analytics(self, *, full: bool = False, strict: bool = False) -> RefreshResult:
+        """Recompute the stored customer model (incrementally unless ``full``)."""
+        return analytics_refresh(
+            lambda: Session(self.engine, future=True), self._now(),
+            full=full, strict=strict, settings=self.analytics_settings,
+        )
+
+    @_guarded
+    def record_nps(
+        self,
+        customer_id: Optional[int],
+        channel: str,
+        sender_id: str,
+        score: int,
+        idempotency_key: str,
+        comment: Optional[str] = None,
+    ) -> None:
+        """A Net Promoter answer, 0 (would not recommend) to 10 (certainly would)."""
+        cid = _optional_customer_id(customer_id)
+        channel = validation.label(channel, "channel", 32)
+        sender_id = validation.label(sender_id, "sender_id")
+        value = _nps_score(score)
+        remark = mask_text(validation.prose(comment))[:_COMMENT_MAX] if comment else None
+
+        def work(session: Session, now: datetime) -> None:
+            customer = self._live_customer(session, cid)
+            session.add(
+                NpsResponse(
+                    customer_id=customer.id if customer else None,
+                    channel=channel,
+                    sender_id=sender_id,
+                    score=value,
+                    comment=remark or None,
+                    created_at=now,
+                )
+            )
+
+        self._write("record_nps", idempotency_key, work)
+
+
+def _nps_score(value: Any) -> int:
+    if isinstance(value, bool):
+        raise InvalidInput(MSG_NPS_SCORE)
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise InvalidInput(MSG_NPS_SCORE) from None
+    if not number.is_integer() or not 0 <= number <= 10:
+        raise InvalidInput(MSG_NPS_SCORE)
+    return int(number)
 
 
 def _score(value: Any) -> int:

@@ -227,6 +227,72 @@ class InvoiceRequestView:
     created_at: datetime
 
 
+# -- analytics (crm_adapter.analytics) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerProfileView:
+    """The customer model for routing and the desk; tier and churn are never spoken to the customer."""
+
+    customer_id: int
+    tier: str  # core / potential / low
+    tier_label: str  # 核心客户 / 潜力客户 / 低价值客户
+    stage: str  # potential / new / growth / loyal / at_risk / churned
+    stage_label: str
+    recency_days: Optional[float]  # as of now
+    frequency: int  # counted orders in the window
+    monetary: float  # net spend in the window
+    r_score: Optional[int]
+    f_score: Optional[int]
+    m_score: Optional[int]
+    order_count: int
+    last_order_at: Optional[datetime]
+    clv_simple: float
+    clv_discounted: float
+    churn_risk: Optional[float]  # as of now, in [0, 1]
+    churn_reasons: tuple[str, ...]  # Chinese, for staff
+    cluster: Optional[int]
+    computed_at: datetime  # when the stored metrics were computed (now, if on the fly)
+    stored: bool  # False: computed on the fly, no refresh has covered this customer yet
+
+
+@dataclass(frozen=True)
+class TierClv:
+    tier: str
+    customers: int
+    clv_mean: float
+    clv_p50: float
+    clv_p90: float
+    clv_total: float
+
+
+@dataclass(frozen=True)
+class KpiReport:
+    """The desk's figures for ``[start, end)``; rates are fractions (0.25 = 25 %), None when undefined."""
+
+    start: datetime
+    end: datetime
+    retention_rate: Optional[float]
+    repurchase_rate: Optional[float]
+    churn_rate: Optional[float]
+    clv_by_tier: tuple[TierClv, ...]
+    csat_average: Optional[float]
+    csat_satisfied_rate: Optional[float]
+    csat_responses: int
+    nps: Optional[float]  # -100 .. 100
+    nps_responses: int
+    complaint_rate_per_100_orders: Optional[float]
+    complaints: int
+    resolution_hours_mean: Optional[float]
+    resolution_hours_median: Optional[float]
+    cross_sell_rate: Optional[float]
+    tier_upgrade_rate: Optional[float]
+    aov: Optional[float]
+    orders: int
+    revenue: float
+    active_customers: int
+
+
 _VIEW_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
@@ -242,6 +308,9 @@ _VIEW_TYPES: dict[str, type] = {
         EscalationView,
         TicketView,
         InvoiceRequestView,
+        CustomerProfileView,
+        TierClv,
+        KpiReport,
     )
 }
 
