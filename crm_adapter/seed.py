@@ -75,11 +75,10 @@ from typing import Any, Optional, Sequence
 
 from sqlalchemy import text
 
-from . import policy
+from . import migrate, policy
 from .catalogue import PRODUCTS, CatalogueItem, load_regions
 from .masking import guard_logger
 from .models import (
-    Base,
     ChannelIdentity,
     Complaint,
     Consent,
@@ -680,7 +679,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     where = repr(crm)
     try:
         if args.reset:
-            Base.metadata.drop_all(crm.engine)
+            # Through the migrations, so their bookkeeping goes too.
+            migrate.downgrade(crm.engine, "base")
         crm.create_schema()
         if not crm.is_empty():
             if args.if_empty:

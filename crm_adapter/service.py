@@ -41,7 +41,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from . import config, convert, policy, validation
+from . import config, convert, migrate, policy, validation
 from .catalogue import CATEGORIES, CATEGORY_ALIASES, canonical_category
 from .errors import CRMError, CRMUnavailable, IdempotencyConflict, InvalidInput, NotFound
 from .masking import guard_logger, mask_text
@@ -52,7 +52,6 @@ from .models import (
     OPEN_COMPLAINT_STATUSES,
     OPEN_RETURN_STATUSES,
     PAYMENT_PROBLEMS,
-    Base,
     ChannelIdentity,
     Complaint,
     Consent,
@@ -325,8 +324,13 @@ class CRM:
 
     @_guarded
     def create_schema(self) -> None:
-        """Create missing tables (Alembic migrations come later)."""
-        Base.metadata.create_all(self.engine)
+        """Bring the schema to the newest migration (see `crm_adapter.migrate`).
+
+        Safe to call on every start: an up-to-date database costs one version
+        lookup, and a database made by ``create_all`` before migrations is
+        stamped and upgraded rather than re-created.
+        """
+        migrate.upgrade(self.engine)
 
     @_guarded
     def is_empty(self) -> bool:
