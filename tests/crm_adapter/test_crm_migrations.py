@@ -18,7 +18,7 @@ from crm_adapter.seed import seed
 from .conftest import SEED_NOW
 
 #: Tables that later revisions add (the rest are the baseline's).
-TABLES_AFTER_BASELINE: set[str] = set()
+TABLES_AFTER_BASELINE = {"contact_preferences"}
 
 HEAD = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
 
@@ -173,3 +173,37 @@ def test_seeded_template_is_at_head(crm: CRM) -> None:
     assert migrate.current(crm.engine) == HEAD
     with crm.engine.connect() as conn:
         assert conn.execute(select(Customer.name).where(Customer.id == 1)).scalar_one() == "张伟"
+
+
+def _customer_and_consent_at_baseline(crm: CRM, channel: str) -> None:
+    migrate.upgrade(crm.engine, migrate.BASELINE)
+    with crm.engine.begin() as conn:
+        conn.execute(Customer.__table__.insert().values(
+            id=1, name="张伟", member_level="普通会员", points=0, points_expiring=0, tier="low",
+            lifecycle_stage="potential", total_spent=0, created_at=SEED_NOW.replace(tzinfo=None),
+            timezone="Asia/Shanghai", deleted=False,
+        ))
+        conn.execute(text(
+            "INSERT INTO consents (customer_id, channel, purpose, granted, source, created_at) "
+            "VALUES (1, :channel, 'marketing', :granted, 'registration', :at)"
+        ), {"channel": channel, "granted": True, "at": SEED_NOW.replace(tzinfo=None)})
+
+
+def test_privacy_revision_marks_old_consents_as_recorded_by_unknown(blank_url: str) -> None:
+    crm = CRM(blank_url)
+    _customer_and_consent_at_baseline(crm, "sms")
+    crm.create_schema()
+    [decision] = crm.consent_history(1)
+    assert (decision.channel, decision.granted, decision.recorded_by) == ("sms", True, "unknown")
+    assert crm.consent_status(1, "sms", "marketing").granted is True
+    crm.dispose()
+
+
+def test_privacy_revision_refuses_unknown_consent_channels(blank_url: str) -> None:
+    crm = CRM(blank_url)
+    _customer_and_consent_at_baseline(crm, "fax")
+    with pytest.raises(RuntimeError, match="fax"):
+        crm.create_schema()
+    assert migrate.current(crm.engine) == migrate.BASELINE  # nothing half-done
+    assert "contact_preferences" not in _tables(crm)
+    crm.dispose()

@@ -41,6 +41,14 @@ CALLS: dict[str, Callable[[CRM], Any]] = {
     "create_escalation": lambda c: c.create_escalation(1, "rest", "s", "request_human", "k:1:esc"),
     "record_csat": lambda c: c.record_csat(1, "rest", "s", 5, "k:1:csat"),
     "record_interaction": lambda c: c.record_interaction(1, "rest", "s", "faq", "问运费"),
+    "set_consent": lambda c: c.set_consent(1, "sms", "marketing", True, "chat", "k:1:consent"),
+    "consent_status": lambda c: c.consent_status(1, "sms", "marketing"),
+    "consent_history": lambda c: c.consent_history(1),
+    "set_quiet_hours": lambda c: c.set_quiet_hours(1, "22:00", "08:00", "k:1:quiet"),
+    "quiet_hours": lambda c: c.quiet_hours(1),
+    "may_contact": lambda c: c.may_contact(1, "sms", "marketing"),
+    "export_customer": lambda c: c.export_customer(1),
+    "erase_customer": lambda c: c.erase_customer(1, "k:1:erase"),
 }
 
 NOT_DATABASE_METHODS = {"from_env", "dispose", "engine"}
