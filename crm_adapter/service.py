@@ -41,7 +41,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from . import config, consent, convert, migrate, policy, privacy, validation
+from . import config, consent, convert, policy, validation
 from .catalogue import CATEGORIES, CATEGORY_ALIASES, canonical_category
 from .errors import CRMError, CRMUnavailable, IdempotencyConflict, InvalidInput, NotFound
 from .masking import guard_logger, mask_text
@@ -346,6 +346,10 @@ class CRM:
         lookup, and a database made by ``create_all`` before migrations is
         stamped and upgraded rather than re-created.
         """
+        # Imported here, as in the privacy methods: the package imports this
+        # module, and `python -m crm_adapter.migrate` must not find itself imported.
+        from . import migrate
+
         migrate.upgrade(self.engine)
 
     @_guarded
@@ -878,6 +882,8 @@ class CRM:
         Raw by default: it is the customer's own copy. ``masked`` for anyone
         else. Works for an erased customer too (showing what is left).
         """
+        from . import privacy
+
         cid = _customer_id(customer_id)
         with self._read() as session:
             customer = session.get(Customer, cid)
@@ -889,6 +895,8 @@ class CRM:
     def erase_customer(self, customer_id: int, idempotency_key: str) -> ErasureReport:
         """Anonymise the customer (see crm_adapter.privacy); idempotent, also across keys:
         erasing an erased customer changes nothing and reports zero."""
+        from . import privacy
+
         cid = _customer_id(customer_id)
 
         def work(session: Session, now: datetime) -> ErasureReport:
