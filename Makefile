@@ -27,8 +27,9 @@ shell: model
 validate: venv
 	@.venv/bin/rasa data validate --fail-on-warnings --data data --domain domain.yml --config config.yml
 
+# PostgreSQL is started for the run and stopped after it (scripts/test.sh).
 test: model
-	@$(PY) -m pytest -p no:cacheprovider tests
+	@scripts/test.sh tests
 
 bench: model
 	@$(PY) -m bench.run_all

@@ -8,11 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from . import policy
+from . import consent, policy
 from .masking import mask_address, mask_email, mask_phone
 from .models import (
     OPEN_RETURN_STATUSES,
     Complaint,
+    Consent,
+    ContactPreference,
     Coupon,
     Customer,
     Escalation,
@@ -34,6 +36,7 @@ from .views import (
     SEVERITY_LABELS,
     TICKET_STATUS_LABELS,
     ComplaintView,
+    ConsentView,
     CouponView,
     CustomerView,
     EscalationView,
@@ -41,6 +44,7 @@ from .views import (
     OrderItemView,
     OrderView,
     ProductView,
+    QuietHoursView,
     ReturnView,
     TicketView,
 )
@@ -69,6 +73,7 @@ def customer_view(c: Customer) -> CustomerView:
         total_spent=round(c.total_spent or 0.0, 2),
         timezone=c.timezone,
         created_at=_t(c.created_at),
+        erased=c.anonymised_at is not None,
     )
 
 
@@ -214,4 +219,32 @@ def invoice_view(r: InvoiceRequest) -> InvoiceRequestView:
         status=r.status,
         status_label=INVOICE_STATUS_LABELS[r.status],
         created_at=_t(r.created_at),
+    )
+
+
+def consent_view(customer_id: int, channel: str, purpose: str, row: Optional[Consent]) -> ConsentView:
+    """The decision ``row`` as it applies to ``channel``; None: the default for ``purpose``."""
+    return ConsentView(
+        customer_id=customer_id,
+        channel=channel,
+        purpose=purpose,
+        granted=row.granted if row is not None else consent.DEFAULT_GRANTED[purpose],
+        decided=row is not None,
+        decided_on_channel=row.channel if row is not None else None,
+        source=row.source if row is not None else None,
+        recorded_by=row.recorded_by if row is not None else None,
+        decided_at=policy.to_china(row.created_at) if row is not None else None,
+    )
+
+
+def quiet_hours_view(c: Customer, preference: Optional[ContactPreference]) -> QuietHoursView:
+    start, end = (
+        (preference.quiet_start, preference.quiet_end) if preference is not None else consent.DEFAULT_QUIET_HOURS
+    )
+    return QuietHoursView(
+        customer_id=c.id,
+        start=start,
+        end=end,
+        timezone=c.timezone or consent.DEFAULT_TIMEZONE,
+        is_default=preference is None,
     )

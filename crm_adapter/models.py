@@ -9,8 +9,11 @@ Conventions, chosen so that both databases behave the same:
 * status and enum-like columns are short strings guarded by CHECK
   constraints, so a typo in code fails loudly instead of creating a state no
   rule knows about;
-* nothing is hard-deleted: customers are anonymised (``deleted``), history
-  tables (consents, interactions) only grow.
+* nothing is hard-deleted: customers are anonymised (``deleted`` and
+  ``anonymised_at``, see crm_adapter.privacy), history tables (consents,
+  interactions) only grow. The exceptions are rows that exist only to
+  identify a person: an erased customer's channel identities and contact
+  preferences are deleted.
 
 `ProcessedOperation` is the single idempotency mechanism: every write method
 inserts its key there in the same transaction as its change.
@@ -34,6 +37,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    Time,
     UniqueConstraint,
     text,
 )
@@ -65,6 +69,10 @@ INVOICE_STATUSES = ("requested", "issued", "rejected")
 TIERS = ("core", "potential", "low")
 LIFECYCLE_STAGES = ("potential", "acquisition", "growth", "loyalty", "churn")
 CONSENT_PURPOSES = ("service", "marketing")
+#: Where the shop can reach a customer. A consent row may also name "all",
+#: which decides for every channel at once (the chat's 「退订」 does that).
+CONTACT_CHANNELS = ("wechat", "web", "sms", "email", "app")
+CONSENT_CHANNELS = ("all", *CONTACT_CHANNELS)
 
 
 def _money(**kwargs: Any) -> Column:
@@ -347,7 +355,13 @@ class Interaction(Base):
 
 
 class Consent(Base):
-    """Consent history: a new row per change; the newest row per (channel, purpose) wins."""
+    """Consent history: a new row per decision, never updated.
+
+    For one (channel, purpose) the newest row that names the channel or
+    "all" wins (see crm_adapter.consent). ``recorded_by`` says who made the
+    decision ("customer", "agent:<id>", "system"), ``source`` where
+    ("chat", "registration", "unsubscribe_link" ...), ``created_at`` when.
+    """
 
     __tablename__ = "consents"
 
@@ -357,12 +371,31 @@ class Consent(Base):
     purpose = Column(String(16), nullable=False)
     granted = Column(Boolean, nullable=False)
     source = Column(String(64), nullable=False)
+    recorded_by = Column(String(64), nullable=False)
     created_at = Column(DateTime, nullable=False)
 
     __table_args__ = (
         _in("purpose", CONSENT_PURPOSES),
+        _in("channel", CONSENT_CHANNELS),
         Index("ix_consents_lookup", "customer_id", "channel", "purpose", "created_at"),
     )
+
+
+class ContactPreference(Base):
+    """A customer's quiet hours (local wall-clock times in ``Customer.timezone``).
+
+    No row means the shop's default (crm_adapter.consent.DEFAULT_QUIET_HOURS),
+    so changing the default reaches everyone who never chose. ``start ==
+    end`` means no quiet hours. Kept out of ``customers`` so that adding it
+    did not make SQLite copy the table every other table refers to.
+    """
+
+    __tablename__ = "contact_preferences"
+
+    customer_id = Column(Integer, ForeignKey("customers.id"), primary_key=True)
+    quiet_start = Column(Time, nullable=False)
+    quiet_end = Column(Time, nullable=False)
+    updated_at = Column(DateTime, nullable=False)
 
 
 class CsatRating(Base):
@@ -414,6 +447,8 @@ class ProcessedOperation(Base):
     id = Column(Integer, primary_key=True)
     idempotency_key = Column(String(255), nullable=False, unique=True)
     kind = Column(String(32), nullable=False)
+    # Whose data ``result`` may hold, so that erasing a customer can scrub it.
+    customer_id = Column(Integer, index=True)
     result = Column(JSON)
     created_at = Column(DateTime, nullable=False)
 
@@ -559,6 +594,7 @@ __all__ = [
     "InvoiceRequest",
     "Interaction",
     "Consent",
+    "ContactPreference",
     "CsatRating",
     "VerificationAttempt",
     "NumberSequence",

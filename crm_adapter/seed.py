@@ -75,11 +75,10 @@ from typing import Any, Optional, Sequence
 
 from sqlalchemy import text
 
-from . import policy
+from . import migrate, policy
 from .catalogue import PRODUCTS, CatalogueItem, load_regions
 from .masking import guard_logger
 from .models import (
-    Base,
     ChannelIdentity,
     Complaint,
     Consent,
@@ -312,7 +311,7 @@ def _demo(b: _Builder) -> None:
           expires_at=b.days_ago(-5), used_at=None, created_at=b.days_ago(25))
     b.add(Coupon, code="CPDEMO0002", customer_id=z, title="金卡专享满1000减100", amount=100.0,
           min_spend=1000.0, expires_at=b.days_ago(-30), used_at=None, created_at=b.days_ago(10))
-    b.add(Consent, customer_id=z, channel="wechat", purpose="marketing", granted=True,
+    b.add(Consent, recorded_by="customer", customer_id=z, channel="wechat", purpose="marketing", granted=True,
           source="demo", created_at=b.days_ago(300))
 
     li_address = "浙江省杭州市西湖区文三路90号5幢302室"
@@ -333,7 +332,7 @@ def _demo(b: _Builder) -> None:
             **delivered(60))
     b.order(DEMO_LI_NA, "260101000014", "delivered", [("SKU5001", 2)], b.days_ago(33), li_address,
             **delivered(30))
-    b.add(Consent, customer_id=DEMO_LI_NA, channel="sms", purpose="marketing", granted=True,
+    b.add(Consent, recorded_by="customer", customer_id=DEMO_LI_NA, channel="sms", purpose="marketing", granted=True,
           source="demo", created_at=b.days_ago(390))
 
     wang_address = "四川省成都市武侯区人民南路四段12号"
@@ -553,15 +552,15 @@ class _Population:
         elif roll < 0.6:
             b.add(ChannelIdentity, channel="web", external_id=f"web-{rng.randrange(16**12):012x}",
                   customer_id=customer_id, verified_at=created_at, created_at=created_at)
-        b.add(Consent, customer_id=customer_id, channel="all", purpose="service", granted=True,
+        b.add(Consent, recorded_by="customer", customer_id=customer_id, channel="all", purpose="service", granted=True,
               source="registration", created_at=created_at)
         if rng.random() < 0.7:
             for channel in rng.sample(("sms", "wechat", "email"), rng.randint(1, 3)):
                 granted = rng.random() < 0.65
-                b.add(Consent, customer_id=customer_id, channel=channel, purpose="marketing",
+                b.add(Consent, recorded_by="customer", customer_id=customer_id, channel=channel, purpose="marketing",
                       granted=granted, source="registration", created_at=created_at)
                 if granted and rng.random() < 0.08:
-                    b.add(Consent, customer_id=customer_id, channel=channel, purpose="marketing",
+                    b.add(Consent, recorded_by="customer", customer_id=customer_id, channel=channel, purpose="marketing",
                           granted=False, source="unsubscribe_link",
                           created_at=created_at + (b.now - created_at) / 2)
         if rng.random() < (0.6 if tier == "core" else 0.3):
@@ -680,7 +679,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     where = repr(crm)
     try:
         if args.reset:
-            Base.metadata.drop_all(crm.engine)
+            # Through the migrations, so their bookkeeping goes too.
+            migrate.downgrade(crm.engine, "base")
         crm.create_schema()
         if not crm.is_empty():
             if args.if_empty:

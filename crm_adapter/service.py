@@ -41,21 +41,20 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from . import config, convert, policy, validation
+from . import config, consent, convert, policy, validation
 from .catalogue import CATEGORIES, CATEGORY_ALIASES, canonical_category
 from .errors import CRMError, CRMUnavailable, IdempotencyConflict, InvalidInput, NotFound
 from .masking import guard_logger, mask_text
 from .models import (
     ACTIVE_ESCALATION_STATUSES,
     COMPLAINT_CATEGORIES,
-    CONSENT_PURPOSES,
     OPEN_COMPLAINT_STATUSES,
     OPEN_RETURN_STATUSES,
     PAYMENT_PROBLEMS,
-    Base,
     ChannelIdentity,
     Complaint,
     Consent,
+    ContactPreference,
     Coupon,
     CsatRating,
     Customer,
@@ -84,7 +83,9 @@ from .views import (
     RETURN_STATUS_LABELS,
     ComplaintView,
     CustomerProfileView,
+    ConsentView,
     CustomerView,
+    ErasureReport,
     EscalationView,
     InvoiceRequestView,
     KpiReport,
@@ -92,6 +93,7 @@ from .views import (
     OrderChange,
     OrderView,
     ProductView,
+    QuietHoursView,
     ReturnView,
     TicketView,
     decode,
@@ -123,8 +125,6 @@ MSG_PAYMENT_PROBLEM = "请问遇到的是支付失败、重复扣款，还是扣
 MSG_DESCRIPTION = "问题描述太长了，请精简到1000字以内。"
 MSG_ESCALATION_REASON = "请简单说一下需要人工客服帮您处理什么问题。"
 MSG_CSAT_SCORE = "评分请在1到5分之间选择，5分为非常满意。"
-MSG_CONSENT_PURPOSE = "系统参数不正确（purpose），请稍后再试。"
-MSG_CONSENT_GRANTED = "系统参数不正确（granted），请稍后再试。"
 MSG_NPS_SCORE = "推荐意愿请在0到10分之间选择，10分为非常愿意推荐。"
 
 # A write that loses a race (see `_lost_a_race`) is run again, up to this many times in all.
@@ -243,8 +243,19 @@ class CRM:
             yield session
             session.commit()
 
-    def _write(self, kind: str, key: Any, work: Callable[[Session, datetime], T]) -> T:
-        """Run ``work`` once per idempotency key, atomically with storing its result."""
+    def _write(
+        self,
+        kind: str,
+        key: Any,
+        work: Callable[[Session, datetime], T],
+        *,
+        customer_id: Optional[int] = None,
+    ) -> T:
+        """Run ``work`` once per idempotency key, atomically with storing its result.
+
+        ``customer_id`` marks whose personal data the stored result may
+        contain, so that erasing that customer can scrub it.
+        """
         key = validation.label(key, "idempotency_key", 255)
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
@@ -260,7 +271,11 @@ class CRM:
                     result = work(session, now)
                     session.add(
                         ProcessedOperation(
-                            idempotency_key=key, kind=kind, result=encode(result), created_at=now
+                            idempotency_key=key,
+                            kind=kind,
+                            customer_id=customer_id,
+                            result=encode(result),
+                            created_at=now,
                         )
                     )
                     session.flush()
@@ -334,8 +349,17 @@ class CRM:
 
     @_guarded
     def create_schema(self) -> None:
-        """Create missing tables (Alembic migrations come later)."""
-        Base.metadata.create_all(self.engine)
+        """Bring the schema to the newest migration (see `crm_adapter.migrate`).
+
+        Safe to call on every start: an up-to-date database costs one version
+        lookup, and a database made by ``create_all`` before migrations is
+        stamped and upgraded rather than re-created.
+        """
+        # Imported here, as in the privacy methods: the package imports this
+        # module, and `python -m crm_adapter.migrate` must not find itself imported.
+        from . import migrate
+
+        migrate.upgrade(self.engine)
 
     @_guarded
     def is_empty(self) -> bool:
@@ -394,7 +418,7 @@ class CRM:
                 identity.verified_at = now
             log.info("identity on %s bound to customer %s", channel, customer.id)
 
-        self._write("bind_identity", idempotency_key, work)
+        self._write("bind_identity", idempotency_key, work, customer_id=cid)
 
     @_guarded
     def verify_by_order(self, order_number: str, phone_last4: str) -> Optional[CustomerView]:
@@ -438,9 +462,14 @@ class CRM:
 
     @_guarded
     def get_customer(self, customer_id: int) -> CustomerView:
+        """NotFound for an unknown or deleted customer; an erased one is shown
+        anonymised (``erased`` True): the record holds no personal data any more."""
         cid = _customer_id(customer_id)
         with self._read() as session:
-            return convert.customer_view(self._require_customer(session, cid))
+            customer = session.get(Customer, cid)
+            if customer is None or (customer.deleted and customer.anonymised_at is None):
+                raise NotFound(f"customer {cid}")
+            return convert.customer_view(customer)
 
     # -- orders -----------------------------------------------------------
 
@@ -500,7 +529,7 @@ class CRM:
             log.info("order cancelled for customer %s", cid)
             return OrderChange("done", convert.order_view(order, now))
 
-        return self._write("cancel_order", idempotency_key, work)
+        return self._write("cancel_order", idempotency_key, work, customer_id=cid)
 
     @_guarded
     def change_address(
@@ -524,7 +553,7 @@ class CRM:
             session.flush()
             return OrderChange("done", convert.order_view(order, now))
 
-        return self._write("change_address", idempotency_key, work)
+        return self._write("change_address", idempotency_key, work, customer_id=cid)
 
     # -- returns and refunds ----------------------------------------------
 
@@ -584,7 +613,7 @@ class CRM:
             log.info("return %s requested by customer %s", request.return_number, cid)
             return convert.return_view(request)
 
-        return self._write("create_return", idempotency_key, work)
+        return self._write("create_return", idempotency_key, work, customer_id=cid)
 
     @staticmethod
     def _check_returnable(order: Order, now: datetime) -> None:
@@ -688,7 +717,7 @@ class CRM:
             log.info("customer %s updated %s", cid, field)
             return convert.customer_view(customer)
 
-        return self._write("update_profile", idempotency_key, work)
+        return self._write("update_profile", idempotency_key, work, customer_id=cid)
 
     @_guarded
     def set_marketing_consent(
@@ -700,28 +729,197 @@ class CRM:
         source: str,
         idempotency_key: str,
     ) -> None:
-        """Record a consent decision as a new history row (the newest one counts)."""
-        cid = _customer_id(customer_id)
-        channel = validation.label(channel, "channel", 32)
-        purpose = validation.choice(purpose, CONSENT_PURPOSES, MSG_CONSENT_PURPOSE)
-        if not isinstance(granted, bool):
-            raise InvalidInput(MSG_CONSENT_GRANTED)
-        source = validation.label(source, "source", 64)
+        """Record a consent decision the customer made (kept for the chat's 「退订」).
 
-        def work(session: Session, now: datetime) -> None:
+        Same as `set_consent` with ``recorded_by="customer"``; ``channel`` may
+        be "all" to decide for every channel at once.
+        """
+        self._record_consent(
+            "set_marketing_consent", customer_id, channel, purpose, granted, source, "customer", idempotency_key
+        )
+
+    # -- privacy: consents, quiet hours, export, erasure ------------------
+
+    @_guarded
+    def set_consent(
+        self,
+        customer_id: int,
+        channel: str,
+        purpose: str,
+        granted: bool,
+        source: str,
+        idempotency_key: str,
+        *,
+        recorded_by: str = "customer",
+    ) -> ConsentView:
+        """Record one decision (a new history row) for channel (or "all") and purpose.
+
+        ``recorded_by`` is who made it: "customer", "agent:<id>", "system".
+        """
+        return self._record_consent(
+            "set_consent", customer_id, channel, purpose, granted, source, recorded_by, idempotency_key
+        )
+
+    def _record_consent(
+        self,
+        kind: str,
+        customer_id: Any,
+        channel: Any,
+        purpose: Any,
+        granted: Any,
+        source: Any,
+        recorded_by: Any,
+        idempotency_key: str,
+    ) -> ConsentView:
+        cid = _customer_id(customer_id)
+        channel = consent.channel(channel, allow_all=True)
+        purpose = consent.purpose(purpose)
+        granted = consent.granted(granted)
+        source = validation.label(source, "source", 64)
+        recorded_by = validation.label(recorded_by, "recorded_by", 64)
+
+        def work(session: Session, now: datetime) -> ConsentView:
             self._require_customer(session, cid)
-            session.add(
-                Consent(
-                    customer_id=cid,
-                    channel=channel,
-                    purpose=purpose,
-                    granted=granted,
-                    source=source,
-                    created_at=now,
-                )
+            row = Consent(customer_id=cid, channel=channel, purpose=purpose, granted=granted,
+                          source=source, recorded_by=recorded_by, created_at=now)
+            session.add(row)
+            session.flush()
+            log.info("consent %s/%s=%s for customer %s by %s", channel, purpose, granted, cid, recorded_by)
+            return convert.consent_view(cid, channel, purpose, row)
+
+        return self._write(kind, idempotency_key, work, customer_id=cid)
+
+    @staticmethod
+    def _consent_rows(session: Session, customer_id: int, purpose: Optional[str] = None) -> list[Consent]:
+        query = select(Consent).where(Consent.customer_id == customer_id)
+        if purpose is not None:
+            query = query.where(Consent.purpose == purpose)
+        return list(session.execute(query.order_by(Consent.created_at, Consent.id)).scalars())
+
+    @staticmethod
+    def _in_force(rows: list[Consent], channel: str, purpose: str) -> Optional[Consent]:
+        decisions = [consent.Decision(r.channel, r.purpose, r.granted, r.created_at, r.id) for r in rows]
+        chosen = consent.current(decisions, channel, purpose)
+        return next(r for r in rows if r.id == chosen.row_id) if chosen else None
+
+    @_guarded
+    def consent_status(self, customer_id: int, channel: str, purpose: str) -> ConsentView:
+        """The decision in force for one contact channel (not "all") and purpose,
+        or the default when none was made (service yes, marketing no)."""
+        cid = _customer_id(customer_id)
+        channel = consent.channel(channel, allow_all=False)
+        purpose = consent.purpose(purpose)
+        with self._read() as session:
+            self._require_customer(session, cid)
+            row = self._in_force(self._consent_rows(session, cid, purpose), channel, purpose)
+            return convert.consent_view(cid, channel, purpose, row)
+
+    @_guarded
+    def consent_history(self, customer_id: int) -> list[ConsentView]:
+        """Every decision ever recorded, oldest first (who, when, where, what)."""
+        cid = _customer_id(customer_id)
+        with self._read() as session:
+            self._require_customer(session, cid)
+            return [convert.consent_view(cid, r.channel, r.purpose, r) for r in self._consent_rows(session, cid)]
+
+    @_guarded
+    def set_quiet_hours(
+        self,
+        customer_id: int,
+        start: Any,
+        end: Any,
+        idempotency_key: str,
+        timezone_name: Optional[str] = None,
+    ) -> QuietHoursView:
+        """Set the customer's quiet hours ("22:00", "8:30" or ``time``), local time in
+        ``timezone_name`` (default: the customer's). ``start == end``: no quiet hours."""
+        cid = _customer_id(customer_id)
+        quiet_start, quiet_end = consent.wall_time(start), consent.wall_time(end)
+        zone = consent.zone(timezone_name) if timezone_name is not None else None
+
+        def work(session: Session, now: datetime) -> QuietHoursView:
+            customer = self._require_customer(session, cid)
+            if zone is not None:
+                customer.timezone = zone
+            preference = session.get(ContactPreference, cid)
+            if preference is None:
+                preference = ContactPreference(customer_id=cid)
+                session.add(preference)
+            preference.quiet_start, preference.quiet_end, preference.updated_at = quiet_start, quiet_end, now
+            session.flush()
+            return convert.quiet_hours_view(customer, preference)
+
+        return self._write("set_quiet_hours", idempotency_key, work, customer_id=cid)
+
+    @_guarded
+    def quiet_hours(self, customer_id: int) -> QuietHoursView:
+        cid = _customer_id(customer_id)
+        with self._read() as session:
+            customer = self._require_customer(session, cid)
+            return convert.quiet_hours_view(customer, session.get(ContactPreference, cid))
+
+    @_guarded
+    def may_contact(
+        self, customer_id: int, channel: str, purpose: str, at: Optional[datetime] = None
+    ) -> bool:
+        """Whether the shop may reach out to this customer on ``channel`` for
+        ``purpose`` at ``at`` (default now; naive means UTC): the consent in
+        force allows it and it is not the customer's quiet hours.
+
+        False, not NotFound, for a customer who does not exist or was erased:
+        callers ask about many customers and none of those may be contacted.
+        """
+        cid = _customer_id(customer_id)
+        channel = consent.channel(channel, allow_all=False)
+        purpose = consent.purpose(purpose)
+        moment = consent.moment(at) if at is not None else self._clock()
+        with self._read() as session:
+            customer = self._live_customer(session, cid)
+            if customer is None:
+                return False
+            row = self._in_force(self._consent_rows(session, cid, purpose), channel, purpose)
+            if not consent.is_granted(_decision(row), purpose):
+                return False
+            hours = convert.quiet_hours_view(customer, session.get(ContactPreference, cid))
+            local = consent.local_time(moment, hours.timezone)
+            return not consent.in_quiet_hours(local, hours.start, hours.end)
+
+    @_guarded
+    def export_customer(self, customer_id: int, *, masked: bool = False) -> dict[str, Any]:
+        """Everything held about one customer as JSON-ready data (see crm_adapter.privacy).
+
+        Raw by default: it is the customer's own copy. ``masked`` for anyone
+        else. Works for an erased customer too (showing what is left).
+        """
+        from . import privacy
+
+        cid = _customer_id(customer_id)
+        with self._read() as session:
+            customer = session.get(Customer, cid)
+            if customer is None:
+                raise NotFound(f"customer {cid}")
+            return privacy.export_data(session, customer, self._now(), masked=bool(masked))
+
+    @_guarded
+    def erase_customer(self, customer_id: int, idempotency_key: str) -> ErasureReport:
+        """Anonymise the customer (see crm_adapter.privacy); idempotent, also across keys:
+        erasing an erased customer changes nothing and reports zero."""
+        from . import privacy
+
+        cid = _customer_id(customer_id)
+
+        def work(session: Session, now: datetime) -> ErasureReport:
+            customer = session.execute(
+                select(Customer).where(Customer.id == cid).with_for_update()
+            ).scalar_one_or_none()
+            if customer is None:
+                raise NotFound(f"customer {cid}")
+            counts = privacy.erase(session, customer, now)
+            return ErasureReport(
+                customer_id=cid, erased_at=policy.to_china(customer.anonymised_at), **counts
             )
 
-        self._write("set_marketing_consent", idempotency_key, work)
+        return self._write(privacy.ERASURE_KIND, idempotency_key, work, customer_id=cid)
 
     # -- catalogue and recommendations ------------------------------------
 
@@ -837,7 +1035,7 @@ class CRM:
             log.info("payment ticket %s (%s) for customer %s", ticket.ticket_number, problem, cid)
             return convert.ticket_view(ticket)
 
-        return self._write("create_payment_ticket", idempotency_key, work)
+        return self._write("create_payment_ticket", idempotency_key, work, customer_id=cid)
 
     @_guarded
     def create_invoice_request(
@@ -888,7 +1086,7 @@ class CRM:
             session.flush()
             return convert.invoice_view(request)
 
-        return self._write("create_invoice_request", idempotency_key, work)
+        return self._write("create_invoice_request", idempotency_key, work, customer_id=cid)
 
     @_guarded
     def create_complaint(
@@ -950,7 +1148,7 @@ class CRM:
             )
             return convert.complaint_view(complaint)
 
-        return self._write("create_complaint", idempotency_key, work)
+        return self._write("create_complaint", idempotency_key, work, customer_id=cid)
 
     @_guarded
     def complaints_for_customer(self, customer_id: int, open_only: bool = False) -> list[ComplaintView]:
@@ -1052,7 +1250,7 @@ class CRM:
             log.info("escalation %s (%s) on %s", escalation.id, escalation.priority, channel)
             return convert.escalation_view(escalation)
 
-        return self._write("create_escalation", idempotency_key, work)
+        return self._write("create_escalation", idempotency_key, work, customer_id=cid)
 
     @_guarded
     def record_csat(
@@ -1084,7 +1282,7 @@ class CRM:
                 )
             )
 
-        self._write("record_csat", idempotency_key, work)
+        self._write("record_csat", idempotency_key, work, customer_id=cid)
 
     @_guarded
     def record_interaction(
@@ -1193,6 +1391,10 @@ def _nps_score(value: Any) -> int:
     if not number.is_integer() or not 0 <= number <= 10:
         raise InvalidInput(MSG_NPS_SCORE)
     return int(number)
+
+
+def _decision(row: Optional[Consent]) -> Optional[consent.Decision]:
+    return consent.Decision(row.channel, row.purpose, row.granted, row.created_at, row.id) if row else None
 
 
 def _score(value: Any) -> int:

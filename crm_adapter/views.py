@@ -17,7 +17,7 @@ it is how a repeated write returns exactly the first call's result.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Optional
 
 #: China has had no daylight saving since 1991: a fixed offset is exact.
@@ -81,6 +81,9 @@ class CustomerView:
     total_spent: float
     timezone: str
     created_at: datetime
+    # True once the customer's personal data was erased (crm_adapter.privacy):
+    # the record then holds statistics only, its name is a placeholder.
+    erased: bool = False
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,38 @@ class KpiReport:
     orders: int
     revenue: float
     active_customers: int
+@dataclass(frozen=True)
+class ConsentView:
+    """The decision in force for one channel and purpose, or the default when
+    nobody decided (``decided`` False; service yes, marketing no)."""
+
+    customer_id: int
+    channel: str
+    purpose: str
+    granted: bool
+    decided: bool
+    decided_on_channel: Optional[str]  # the channel the decision named ("all" or this one)
+    source: Optional[str]
+    recorded_by: Optional[str]
+    decided_at: Optional[datetime]
+
+
+@dataclass(frozen=True)
+class QuietHoursView:
+    customer_id: int
+    start: time  # local wall-clock time in ``timezone``
+    end: time  # may be earlier than start: the quiet hours cross midnight
+    timezone: str
+    is_default: bool  # the customer never chose; the shop's default applies
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    customer_id: int
+    erased_at: datetime
+    identities_removed: int
+    records_redacted: int  # rows whose free text or contact data was blanked
+    stored_results_scrubbed: int  # idempotency results that held personal data
 
 
 _VIEW_TYPES: dict[str, type] = {
@@ -311,6 +346,9 @@ _VIEW_TYPES: dict[str, type] = {
         CustomerProfileView,
         TierClv,
         KpiReport,
+        ConsentView,
+        QuietHoursView,
+        ErasureReport,
     )
 }
 
@@ -323,6 +361,8 @@ def encode(value: Any) -> Any:
         return {"__datetime__": value.isoformat()}
     if isinstance(value, date):
         return {"__date__": value.isoformat()}
+    if isinstance(value, time):
+        return {"__time__": value.isoformat()}
     if is_dataclass(value) and type(value).__name__ in _VIEW_TYPES:
         return {
             "__view__": type(value).__name__,
@@ -343,6 +383,8 @@ def decode(data: Any) -> Any:
             return parsed.astimezone(CHINA_TZ) if parsed.tzinfo else parsed
         if "__date__" in data:
             return date.fromisoformat(data["__date__"])
+        if "__time__" in data:
+            return time.fromisoformat(data["__time__"])
         if "__view__" in data:
             cls = _VIEW_TYPES[data["__view__"]]
             return cls(**{name: decode(v) for name, v in data["fields"].items()})

@@ -29,6 +29,7 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert crm.is_empty()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # SQLite's own settings
 def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(crm: CRM) -> None:
     with crm.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"

@@ -95,11 +95,31 @@ def test_idempotency_key_is_required(crm: CRM) -> None:
 
 
 def _fail_inserts_into(crm: CRM, table: str) -> None:
+    """Make every INSERT into ``table`` fail, as a full disk or a lost connection would."""
     with crm.engine.begin() as conn:
-        conn.execute(text(
-            f"CREATE TRIGGER injected_failure BEFORE INSERT ON {table} "
-            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-        ))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(
+                "CREATE FUNCTION kefu_fail() RETURNS trigger AS $$ "
+                "BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql"
+            ))
+            conn.execute(text(
+                f"CREATE TRIGGER injected_failure BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION kefu_fail()"
+            ))
+        else:
+            conn.execute(text(
+                f"CREATE TRIGGER injected_failure BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            ))
+
+
+def _stop_failing(crm: CRM, table: str) -> None:
+    with crm.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"DROP TRIGGER injected_failure ON {table}"))
+            conn.execute(text("DROP FUNCTION kefu_fail()"))
+        else:
+            conn.execute(text("DROP TRIGGER injected_failure"))
 
 
 def test_cancel_that_fails_midway_leaves_nothing(crm: CRM, db, count) -> None:
@@ -128,8 +148,7 @@ def test_complaint_that_fails_leaves_no_key_behind(crm: CRM, count) -> None:
     with pytest.raises(errors.CRMUnavailable):
         crm.create_complaint(WANG, "quality", "坏了", "rest", "s", "s:m1:complaint")
     assert count(ProcessedOperation) == 0
-    with crm.engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER injected_failure"))
+    _stop_failing(crm, "complaints")
     # The same key works once the database behaves again.
     assert crm.create_complaint(WANG, "quality", "坏了", "rest", "s", "s:m1:complaint").status == "open"
 

@@ -1,11 +1,12 @@
-"""The same contract on PostgreSQL (opt-in: set KEFU_TEST_POSTGRES_URL).
+"""What only PostgreSQL can show (opt-in: set KEFU_TEST_POSTGRES_URL).
 
-    KEFU_TEST_POSTGRES_URL=postgresql://kefu@127.0.0.1:5432/kefu_crm_test
+    scripts/test.sh tests/crm_adapter      # starts a throwaway server and sets it
 
-The database is wiped (all CRM tables dropped) before every test, so point
-it at a database that exists only for tests. Covers what differs from
-SQLite: sequences after the seed's explicit ids, row locks and unique-key
-races under READ COMMITTED, partial unique indexes, transactional rollback.
+The contract itself runs on PostgreSQL through the parametrised `crm`
+fixture (conftest.py); this module adds what differs from SQLite: sequences
+after the seed's explicit ids, row locks and unique-key races under READ
+COMMITTED, partial unique indexes, transactional rollback. Each test starts
+from the freshly reset seed.
 """
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ import pytest
 from sqlalchemy import text
 
 from crm_adapter import CRM, errors
-from crm_adapter.models import Base, Complaint, ProcessedOperation, ReturnRequest
-from crm_adapter.seed import seed
+from crm_adapter.models import Complaint, ProcessedOperation, ReturnRequest
 
-from .conftest import SEED_NOW, Clock
+from .conftest import Clock
 from .test_crm_idempotency import WRITES, _in_parallel
 
 URL = os.environ.get("KEFU_TEST_POSTGRES_URL")
@@ -27,11 +27,8 @@ pytestmark = pytest.mark.skipif(not URL, reason="KEFU_TEST_POSTGRES_URL is not s
 
 
 @pytest.fixture
-def pg(clock: Clock) -> Iterator[CRM]:
-    assert URL
-    crm = CRM(URL, clock=clock)
-    Base.metadata.drop_all(crm.engine)
-    seed(crm, customers=30, seed=7, now=SEED_NOW)
+def pg(seeded_postgres_url: str, clock: Clock) -> Iterator[CRM]:
+    crm = CRM(seeded_postgres_url, clock=clock)
     yield crm
     crm.dispose()
 

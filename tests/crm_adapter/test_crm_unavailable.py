@@ -46,6 +46,14 @@ CALLS: dict[str, Callable[[CRM], Any]] = {
     "kpis": lambda c: c.kpis(datetime(2026, 1, 1), datetime(2026, 2, 1)),
     "refresh_analytics": lambda c: c.refresh_analytics(),
     "record_nps": lambda c: c.record_nps(1, "rest", "s", 9, "k:1:nps"),
+    "set_consent": lambda c: c.set_consent(1, "sms", "marketing", True, "chat", "k:1:consent"),
+    "consent_status": lambda c: c.consent_status(1, "sms", "marketing"),
+    "consent_history": lambda c: c.consent_history(1),
+    "set_quiet_hours": lambda c: c.set_quiet_hours(1, "22:00", "08:00", "k:1:quiet"),
+    "quiet_hours": lambda c: c.quiet_hours(1),
+    "may_contact": lambda c: c.may_contact(1, "sms", "marketing"),
+    "export_customer": lambda c: c.export_customer(1),
+    "erase_customer": lambda c: c.erase_customer(1, "k:1:erase"),
 }
 
 NOT_DATABASE_METHODS = {"from_env", "dispose", "engine", "analytics_settings"}
