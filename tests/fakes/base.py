@@ -7,6 +7,7 @@ Switches (set by tests, read per request, all guarded by ``lock``):
 * ``delay``: seconds to sleep before answering any API request (slow server);
 * ``delay_after_write``: seconds to sleep after a write was stored and
   before answering it — the client times out although the write happened;
+  only for the next ``slow_writes`` successful writes (default: all);
 * ``requests``: every (method, path) seen, for assertions on traffic.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ class FakeServer:
         self.retry_after: Optional[float] = None
         self.delay = 0.0
         self.delay_after_write = 0.0
+        self.slow_writes = 10**9
         self.requests: list[tuple[str, str]] = []
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
@@ -104,7 +106,11 @@ class FakeServer:
         form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8")).items()} if body is None and raw else {}
         status, answer, extra_headers = self.route(method, path, query, body, form, headers)
         if method != "GET" and 200 <= status < 300 and self.delay_after_write:
-            time.sleep(self.delay_after_write)
+            with self.lock:
+                slow = self.slow_writes > 0
+                self.slow_writes -= 1
+            if slow:
+                time.sleep(self.delay_after_write)
         return status, answer, extra_headers
 
     def count(self, method: str, prefix: str) -> int:

@@ -9,7 +9,8 @@ answer again and writes nothing.
 
 Errors: 401 without the right bearer token; 422 ``{"field": …}`` for a bad
 email; 409 ``{"field": …}`` for a mobile number another customer has; 404 for
-unknown ids. `FakeServer`'s switches give 429/5xx, slowness and lost answers.
+unknown ids; 422 ``{"errors": [{"field": …}]}`` for any path in
+``invalid_fields``. `FakeServer`'s switches give 429/5xx, slowness and lost answers.
 """
 from __future__ import annotations
 
@@ -83,6 +84,7 @@ class FakeRestCrm(FakeServer):
         self.notes: list[dict[str, Any]] = []
         self.seen_keys: dict[tuple[str, str], tuple[int, Any]] = {}
         self.missing_key_posts = 0
+        self.invalid_fields: set[str] = set()  # their paths answered with 422
 
     def add_customer(self, record: dict[str, Any]) -> None:
         with self.lock:
@@ -150,6 +152,9 @@ class FakeRestCrm(FakeServer):
         return [self.layout["case_ticket"], self.layout["case_customer"]]
 
     def _check(self, resource: str, change: dict[str, Any], item: str) -> Optional[tuple[int, Any, None]]:
+        for path in self.invalid_fields:
+            if _get(change, path) is not None:
+                return 422, {"errors": [{"field": path, "message": "invalid value"}]}, None
         if resource != "customers":
             return None
         email = _get(change, self.layout["customer_email"])

@@ -46,6 +46,7 @@ class FakeZoho(FakeServer):
         self.token_ttl = 3600
         self.tokens: dict[str, float] = {}
         self.refresh_count = 0
+        self.rejected_tokens = 0
         self.refuse_refresh = False
         self.invalid_fields: set[str] = set()
         self.unique_fields: set[str] = set()
@@ -97,6 +98,8 @@ class FakeZoho(FakeServer):
         with self.lock:
             valid = self.tokens.get(token, 0) > time.time()
         if not valid:
+            with self.lock:
+                self.rejected_tokens += 1
             return 401, {"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token",
                          "status": "error"}, None
         parts = path[len("/crm/v2/"):].strip("/").split("/")
