@@ -34,7 +34,8 @@ class FakeServer:
 
     # -- lifecycle --------------------------------------------------------
 
-    def start(self) -> "FakeServer":
+    def start(self, port: int = 0) -> "FakeServer":
+        """Serve on ``port`` (0: a free one); starting again after `stop` keeps the records."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,7 +66,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
