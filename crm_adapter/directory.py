@@ -421,6 +421,14 @@ class SqlDirectory:
         self._guard(lambda: self.crm._write("add_note", idempotency_key, work))
 
 
+def remote_directory_from_env(env: Optional[Mapping[str, str]] = None) -> Optional[CustomerDirectory]:
+    """The remote directory to wire into `CRM`, or None for ``sql`` (the CRM's own tables)."""
+    env = os.environ if env is None else env
+    if (env.get(ENV_VAR) or "sql").strip().lower() == "sql":
+        return None
+    return directory_from_env(env=env)
+
+
 def directory_from_env(crm: Optional["CRM"] = None, env: Optional[Mapping[str, str]] = None) -> CustomerDirectory:
     """The directory ``KEFU_CRM_DIRECTORY`` names (default ``sql``), configured from env.
 
@@ -451,6 +459,7 @@ __all__ = [
     "CustomerDirectory",
     "SqlDirectory",
     "directory_from_env",
+    "remote_directory_from_env",
     "key_token",
     "profile_value",
 ]

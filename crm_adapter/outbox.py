@@ -197,8 +197,15 @@ class Outbox:
 
     # -- writing ----------------------------------------------------------
 
-    def submit(self, operation: str, values: Mapping[str, Any], idempotency_key: str) -> Accepted:
-        """Store the write, deliver it now if nothing older waits; see the module doc."""
+    def submit(
+        self, operation: str, values: Mapping[str, Any], idempotency_key: str, *, raise_refusals: bool = True
+    ) -> Accepted:
+        """Store the write, deliver it now if nothing older waits; see the module doc.
+
+        ``raise_refusals=False`` is for writes already kept elsewhere (the CRM's
+        own tables): a refusal on the first attempt then leaves a dead letter
+        for operators instead of an error for the caller.
+        """
         key = validation.label(idempotency_key, "idempotency_key", 255)
         payload = _payload(operation, values)
         try:
@@ -206,7 +213,7 @@ class Outbox:
         except SQLAlchemyError as exc:
             raise CRMUnavailable(f"outbox unavailable ({type(exc).__name__})") from exc
         try:
-            self._drain(limit=1, only_id=entry_id, first_refusal_raises=True)
+            self._drain(limit=1, only_id=entry_id, first_refusal_raises=raise_refusals)
         except (InvalidInput, NotFound):
             self._forget(entry_id)
             raise
