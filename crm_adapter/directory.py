@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import policy, validation
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput
 from .masking import mask_address, mask_email, mask_phone
 from .models import COMPLAINT_CATEGORIES, COMPLAINT_STATUSES, SEVERITIES, TIERS, Complaint, Customer, Interaction
 from .views import (
@@ -121,6 +121,11 @@ def customer_number(value: Any) -> int:
     from .service import _customer_id  # one parser for both entry points
 
     return _customer_id(value)
+
+
+def china_today() -> date:
+    """Today's date in China: what a birthday is checked against."""
+    return policy.china_date(policy.utc_naive(datetime.now(timezone.utc)))
 
 
 def profile_value(field: Any, value: Any, today: date) -> tuple[str, Any]:

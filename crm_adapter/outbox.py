@@ -103,8 +103,7 @@ def _payload(operation: str, values: Mapping[str, Any]) -> dict[str, Any]:
             "contact_phone": validation.phone(values["contact_phone"]) if values.get("contact_phone") else None,
         }
     if operation == "update_profile":
-        today = policy.china_date(policy.utc_naive(datetime.now(timezone.utc)))
-        field, value = d.profile_value(values.get("field"), values.get("value"), today)
+        field, value = d.profile_value(values.get("field"), values.get("value"), d.china_today())
         return {
             "customer_id": d.customer_number(values.get("customer_id")),
             "field": field,

@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, Optional
 import yaml
 
 from .. import directory as d
-from .. import policy, validation
+from .. import validation
 from ..errors import CRMUnavailable, InvalidInput, NotFound
 from ..masking import guard_logger
 from ..views import ComplaintView, CustomerView
@@ -281,7 +281,7 @@ class RestDirectory:
         """PATCH is idempotent by nature (same value again); the digest still goes along."""
         cid = d.customer_number(customer_id)
         token = d.key_token(idempotency_key)
-        name, new_value = d.profile_value(field, value, policy.china_date(policy.utc_naive(datetime.now(timezone.utc))))
+        name, new_value = d.profile_value(field, value, d.china_today())
         if name == "phone":
             owner = self.find_customer_by_phone(new_value)
             if owner is not None and owner.id != cid:

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 import requests
 
 from .. import directory as d
-from .. import policy, validation
+from .. import validation
 from ..errors import CRMUnavailable, InvalidInput, NotFound
 from ..masking import guard_logger
 from ..views import COMPLAINT_CATEGORY_LABELS, ComplaintView, CustomerView
@@ -334,7 +334,7 @@ class ZohoDirectory:
         """Setting a field to a value is idempotent by nature; the key is only validated."""
         cid = d.customer_number(customer_id)
         d.key_token(idempotency_key)
-        name, new_value = d.profile_value(field, value, policy.china_date(policy.utc_naive(datetime.now(timezone.utc))))
+        name, new_value = d.profile_value(field, value, d.china_today())
         record = self._contact(cid)
         if record is None:
             raise NotFound(f"customer {cid}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_adapter import CRM, errors
@@ -24,7 +24,7 @@ from crm_adapter.config import repo_root
 from crm_adapter.models import OutboxEntry
 from crm_adapter.outbox import Outbox
 from crm_adapter.views import encode
-from tests.fakes import rest_crm_server, zoho_server
+from tests.fakes import rest_crm_server
 from tests.fakes.zoho_server import FakeZoho
 
 from .remote_fixtures import complaint, fake_rest, fake_zoho, rest_directory, zoho_directory  # noqa: F401

@@ -174,6 +174,30 @@ def test_create_whose_answer_was_lost_is_not_repeated(fake_zoho: FakeZoho) -> No
     assert fake_zoho.count("POST", "/crm/v2/Cases") == 1
 
 
+def test_search_lag_with_a_unique_key_field_still_stores_one(fake_zoho: FakeZoho) -> None:
+    """Two workers create the same case while Zoho's search cannot see it yet:
+    the unique Kefu_Key makes Zoho refuse the second, which then searches until it sees the first."""
+    import threading
+
+    policy = RetryPolicy(connect_timeout=1, read_timeout=2, max_attempts=8, base_delay=0.1, max_delay=0.3,
+                         total_budget=10)
+    fake_zoho.unique_fields = {"Kefu_Key"}
+    fake_zoho.search_lag = 0.5
+    fake_zoho.delay = 0.05  # both searches happen before either post
+    case = complaint()
+    workers = [zoho_directory(fake_zoho, retry=policy) for _ in range(2)]
+    results: list = []
+    threads = [threading.Thread(target=lambda w=w: results.append(w.create_case(ZHANG, case, "z:8:c", sender_id="s")))
+               for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.ticket_number for r in results] == [case.ticket_number] * 2
+    assert fake_zoho.count("POST", "/crm/v2/Cases") >= 2  # the race did happen
+    assert [r["Kefu_Ticket"] for r in fake_zoho.records("Cases")].count(case.ticket_number) == 1
+
+
 def test_case_fields_in_zoho(fake_zoho: FakeZoho) -> None:
     case = complaint(category="quality", description="耳机有电流声，怀疑漏电，孩子被电了一下受伤了")
     zoho_directory(fake_zoho).create_case(ZHANG, case, "z:5:complaint", sender_id="s", contact_phone="13511112222")

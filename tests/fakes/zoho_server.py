@@ -16,7 +16,9 @@ under a Contact. Responses look like Zoho's:
 Switches beyond `FakeServer`'s: ``token_ttl`` (seconds a new token lives),
 ``expire_tokens()``, ``invalid_fields`` (api names answered with INVALID_DATA),
 ``unique_fields`` (api names answered with DUPLICATE_DATA when taken),
-``per_page_cap`` (to force paging), ``refuse_refresh`` (bad client setup).
+``per_page_cap`` (to force paging), ``refuse_refresh`` (bad client setup),
+``search_lag`` (seconds before a new record shows up in search results, as
+Zoho's search index lags behind writes).
 """
 from __future__ import annotations
 
@@ -51,6 +53,8 @@ class FakeZoho(FakeServer):
         self.invalid_fields: set[str] = set()
         self.unique_fields: set[str] = set()
         self.per_page_cap = 200
+        self.search_lag = 0.0
+        self._written_at: dict[str, float] = {}
         self.modules: dict[str, dict[str, dict[str, Any]]] = {"Contacts": {}, "Cases": {}}
         self.notes: dict[str, list[dict[str, Any]]] = {}
         self._ids = itertools.count(4150868000000624001)
@@ -157,7 +161,10 @@ class FakeZoho(FakeServer):
             return 400, {"code": "INVALID_QUERY", "details": {}, "message": "invalid query formed",
                          "status": "error"}, None
         field, value = match.group(1), _unescape(match.group(2))
-        rows = [r for r in self.modules[module].values() if str(r.get(field)) == value and r.get(field) is not None]
+        visible_before = time.monotonic() - self.search_lag
+        rows = [r for r in self.modules[module].values()
+                if str(r.get(field)) == value and r.get(field) is not None
+                and self._written_at.get(r["id"], 0.0) <= visible_before]
         return self._page(rows, query)
 
     def _check(self, module: str, record: dict[str, Any], record_id: Optional[str]) -> Optional[dict[str, Any]]:
@@ -193,6 +200,7 @@ class FakeZoho(FakeServer):
             if method == "POST":
                 record_id = str(next(self._ids))
                 self.modules[module][record_id] = {**row, "id": record_id, "Created_Time": now, "Modified_Time": now}
+                self._written_at[record_id] = time.monotonic()
                 results.append(_ok(record_id, now, "record added"))
             else:
                 assert record_id is not None
