@@ -218,12 +218,14 @@ class Outbox:
             raise
         except SQLAlchemyError as exc:
             log.warning("outbox delivery bookkeeping failed: %s", type(exc).__name__)
-        with self._session() as session:
-            entry = session.get(OutboxEntry, entry_id)
-            assert entry is not None
-            if entry.status == "done":
-                return Accepted(entry_id, True, decode(entry.result))
-            return Accepted(entry_id, False, None)
+        try:
+            with self._session() as session:
+                entry = session.get(OutboxEntry, entry_id)
+                if entry is not None and entry.status == "done":
+                    return Accepted(entry_id, True, decode(entry.result))
+        except SQLAlchemyError as exc:  # stored; only its outcome could not be read back
+            log.warning("outbox entry %s stored, outcome unreadable: %s", entry_id, type(exc).__name__)
+        return Accepted(entry_id, False, None)
 
     def _store(self, operation: str, payload: dict[str, Any], key: str) -> int:
         """The entry's id; an existing entry for the same key is reused (a retried message)."""
