@@ -579,6 +579,45 @@ Index("ix_orders_created_at", Order.created_at)
 Index("ix_complaints_created_at", Complaint.created_at)
 Index("ix_csat_ratings_created_at", CsatRating.created_at)
 
+# -- Outbox: writes waiting for a remote customer directory (crm_adapter.outbox) --
+
+OUTBOX_STATUSES = ("pending", "done", "dead")
+
+
+class OutboxEntry(Base):
+    """One write for the company CRM (Zoho, REST), kept until it is confirmed there.
+
+    A row is written before the remote call and marked ``done`` after it, so
+    a crash or an unreachable CRM loses nothing; ``idempotency_key`` travels
+    with every attempt so that the CRM never stores the write twice.
+    ``claimed_until`` is a lease: a drainer that stalls past it gives the row
+    back to the next one.
+    """
+
+    __tablename__ = "outbox"
+
+    id = Column(Integer, primary_key=True)
+    idempotency_key = Column(String(255), nullable=False, unique=True)
+    backend = Column(String(16), nullable=False)
+    operation = Column(String(32), nullable=False)
+    payload = Column(JSON, nullable=False)
+    status = Column(String(8), nullable=False, default="pending")
+    attempts = Column(Integer, nullable=False, default=0)
+    last_error = Column(String(500))
+    result = Column(JSON)
+    next_attempt_at = Column(DateTime, nullable=False)
+    claimed_until = Column(DateTime)
+    claim_token = Column(String(32))
+    created_at = Column(DateTime, nullable=False)
+    updated_at = Column(DateTime, nullable=False)
+    done_at = Column(DateTime)
+
+    __table_args__ = (
+        _in("status", OUTBOX_STATUSES),
+        Index("ix_outbox_status_id", "status", "id"),
+    )
+
+
 __all__ = [
     "Base",
     "Customer",
@@ -603,4 +642,5 @@ __all__ = [
     "CustomerSegmentChange",
     "AnalyticsRun",
     "NpsResponse",
+    "OutboxEntry",
 ]

@@ -34,7 +34,7 @@ import unicodedata
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
 from sqlalchemy import delete, func, inspect, select
 from sqlalchemy.engine import Engine
@@ -99,6 +99,10 @@ from .views import (
     decode,
     encode,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .directory import CustomerDirectory
+    from .outbox import Outbox
 
 log = guard_logger(__name__)
 
@@ -195,9 +199,18 @@ class CRM:
         *,
         clock: Optional[Callable[[], datetime]] = None,
         echo: bool = False,
+        directory: Optional["CustomerDirectory"] = None,
     ) -> None:
-        """``clock`` returns the current time (aware, or naive UTC); tests pin it."""
+        """``clock`` returns the current time (aware, or naive UTC); tests pin it.
+
+        ``directory``: the company's own CRM (`crm_adapter.directory`, Zoho or
+        REST). Profile changes, complaints and interaction notes are then also
+        sent there through the outbox (see `_mirror`); None keeps everything
+        in this database only.
+        """
         self.url = url
+        self.directory = directory
+        self._outbox: Optional["Outbox"] = None
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._echo = echo
         self._engine: Optional[Engine] = None
@@ -206,6 +219,11 @@ class CRM:
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> "CRM":
+        """``KEFU_CRM_URL``, and a remote directory when ``KEFU_CRM_DIRECTORY`` is zoho or rest."""
+        if "directory" not in kwargs:
+            from .directory import remote_directory_from_env
+
+            kwargs["directory"] = remote_directory_from_env()
         return cls(config.crm_url(), **kwargs)
 
     def __repr__(self) -> str:  # never show credentials in a URL
@@ -229,6 +247,27 @@ class CRM:
 
     def _now(self) -> datetime:
         return policy.utc_naive(self._clock())
+
+    def _mirror(self, operation: str, values: dict[str, Any], key: str) -> None:
+        """Send a write already committed here to the company CRM as well.
+
+        Through the outbox, so an unreachable CRM delays it instead of failing
+        the customer, and never raises: the write is safely kept here, and a
+        refusal by the remote CRM becomes a dead letter for operators
+        (``python -m crm_adapter.outbox status``).
+        """
+        if self.directory is None:
+            return
+        from .outbox import Outbox
+
+        try:
+            if self._outbox is None:
+                self._outbox = Outbox(self.engine, self.directory, clock=self._clock)
+            accepted = self._outbox.submit(operation, values, key, raise_refusals=False)
+            if not accepted.synced:
+                log.info("%s kept in the outbox for the %s CRM", operation, self.directory.name)
+        except (CRMError, SQLAlchemyError) as exc:
+            log.warning("%s not sent to the %s CRM: %s", operation, self.directory.name, type(exc).__name__)
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
@@ -717,7 +756,9 @@ class CRM:
             log.info("customer %s updated %s", cid, field)
             return convert.customer_view(customer)
 
-        return self._write("update_profile", idempotency_key, work, customer_id=cid)
+        view = self._write("update_profile", idempotency_key, work, customer_id=cid)
+        self._mirror("update_profile", {"customer_id": cid, "field": field, "value": new_value}, idempotency_key)
+        return view
 
     @_guarded
     def set_marketing_consent(
@@ -1148,7 +1189,13 @@ class CRM:
             )
             return convert.complaint_view(complaint)
 
-        return self._write("create_complaint", idempotency_key, work, customer_id=cid)
+        view = self._write("create_complaint", idempotency_key, work, customer_id=cid)
+        self._mirror(
+            "create_case",
+            {"customer_id": cid, "complaint": view, "sender_id": sender_id, "contact_phone": callback},
+            idempotency_key,
+        )
+        return view
 
     @_guarded
     def complaints_for_customer(self, customer_id: int, open_only: bool = False) -> list[ComplaintView]:
@@ -1297,15 +1344,22 @@ class CRM:
         text = mask_text(validation.prose(summary))[:_SUMMARY_MAX]
         with self._transaction() as session:
             customer = self._live_customer(session, cid)
-            session.add(
-                Interaction(
-                    customer_id=customer.id if customer else None,
-                    channel=channel,
-                    sender_id=sender_id,
-                    kind=kind,
-                    summary=text,
-                    created_at=self._now(),
-                )
+            row = Interaction(
+                customer_id=customer.id if customer else None,
+                channel=channel,
+                sender_id=sender_id,
+                kind=kind,
+                summary=text,
+                created_at=self._now(),
+            )
+            session.add(row)
+            session.flush()
+            note_key = f"interaction:{row.id}"  # the interface gives no key; the row's id is one
+        if cid is not None and text:
+            self._mirror(
+                "add_note",
+                {"customer_id": cid, "kind": kind, "summary": text, "channel": channel, "sender_id": sender_id},
+                note_key,
             )
 
     # -- analytics (crm_adapter.analytics; docs/analytics.md) ---------------

@@ -18,7 +18,7 @@ from crm_adapter.seed import seed
 from .conftest import SEED_NOW
 
 #: Tables that later revisions add (the rest are the baseline's).
-TABLES_AFTER_BASELINE = {"contact_preferences", "customer_metrics", "customer_segment_changes", "analytics_runs", "nps_responses"}
+TABLES_AFTER_BASELINE = {"contact_preferences", "customer_metrics", "customer_segment_changes", "analytics_runs", "nps_responses", "outbox"}
 
 HEAD = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
 
