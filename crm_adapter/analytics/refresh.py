@@ -268,6 +268,7 @@ def refresh(
         rescored = _rescore_clean(session, cuts, settings, now) if kind == "incremental" else 0
         if changes:
             session.execute(insert(CustomerSegmentChange.__table__), changes)
+        _sync_customer_tiers(session)
         session.add(
             AnalyticsRun(
                 kind=kind,
@@ -288,6 +289,24 @@ def refresh(
     )
     log.info("%s", result.summary())
     return result
+
+
+def _sync_customer_tiers(session: Session) -> None:
+    """Copy each computed tier onto ``customers.tier`` where it differs.
+
+    Complaint severity and escalation priority (crm_adapter.policy) read the
+    customer's tier; after a refresh they treat customers by what they are
+    worth now, not by the tier they were given on import.
+    """
+    customers = Customer.__table__
+    metrics = CustomerMetrics.__table__
+    computed = select(metrics.c.tier).where(metrics.c.customer_id == customers.c.id).scalar_subquery()
+    differs = (
+        select(metrics.c.customer_id)
+        .where(metrics.c.customer_id == customers.c.id, metrics.c.tier != customers.c.tier)
+        .exists()
+    )
+    session.execute(update(customers).where(differs).values(tier=computed))
 
 
 def _restage_single_buyers(

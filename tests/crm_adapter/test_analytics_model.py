@@ -105,6 +105,10 @@ def test_small_history_exact(shop: CRM) -> None:
     profile = shop.customer_profile(1)
     assert profile.stored and profile.stage_label == "忠诚客户" and profile.tier_label == "潜力客户"
     assert profile.recency_days == pytest.approx(10.0)
+    # The computed tier replaces the imported one, so escalation priority follows it.
+    with Session(shop.engine, future=True) as session:
+        tiers = dict(session.execute(select(Customer.id, Customer.tier)).all())
+    assert tiers == {1: "potential", 2: "low", 3: metrics(shop, 3).tier, 4: "potential"}
 
 
 def test_churned_customer_who_buys_again_is_reactivated(shop: CRM, clock: Clock) -> None:
