@@ -7,6 +7,7 @@ anonymous until they verify with an order number.
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -15,6 +16,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import common
 from crm_adapter import errors
+from crm_adapter.views import ComplaintView, CouponView
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +28,10 @@ class ActionIdentify(Action):
     the message's input channel is known (inside action_session_start it is
     not), and keeps both its slot events and its messages (a custom slot
     mapping action's messages are dropped).  A known customer is greeted by
-    name and told about open complaints; a CRM outage leaves the customer
-    anonymous for now and is retried on the next message.
+    name (core customers hear that they come first), told about open
+    complaints, and handed a win-back coupon when the CRM says they qualify;
+    a CRM outage leaves the customer anonymous for now and is retried on the
+    next message.
     """
 
     def name(self) -> str:
@@ -45,13 +49,37 @@ class ActionIdentify(Action):
         except errors.CRMUnavailable:
             logger.warning("CRM unavailable while identifying a conversation")
             return []
-        greeting = f"{customer.name}您好，欢迎回来！"
-        if open_complaints:
-            numbers = "、".join(c.ticket_number for c in open_complaints[:3])
-            greeting += (f"您有 {len(open_complaints)} 个处理中的投诉（{numbers}），"
-                         "想了解进度可以直接问我。")
-        dispatcher.utter_message(text=greeting)
+        coupon = _retention_coupon(tracker, customer.id)
+        dispatcher.utter_message(text=welcome(customer.name, customer.tier, open_complaints, coupon))
         return [SlotSet("identity_checked", True), *common.identity_slots(customer)]
+
+
+def _retention_coupon(tracker: Tracker, customer_id: int) -> Optional[CouponView]:
+    """A win-back coupon when the CRM says this customer qualifies (crm_adapter.retention)."""
+    try:
+        return common.crm().retention_offer(customer_id, common.channel_of(tracker),
+                                            common.idempotency_key(tracker, "retention"))
+    except (errors.CRMUnavailable, errors.InvalidInput, errors.NotFound):
+        logger.warning("no retention offer check for this conversation")
+        return None
+
+
+def welcome(name: str, tier: str, open_complaints: list[ComplaintView], coupon: Optional[CouponView]) -> str:
+    """The first words to a known customer: by name; core customers are told they come
+    first (without naming a tier); open complaints are mentioned; a win-back coupon
+    is handed over with its terms."""
+    text = f"{name}您好，欢迎回来！"
+    if tier == "core":
+        text += "您的问题我会优先处理，需要人工时也会为您优先安排。"
+    if open_complaints:
+        numbers = "、".join(c.ticket_number for c in open_complaints[:3])
+        text += (f"您有 {len(open_complaints)} 个处理中的投诉（{numbers}），"
+                 "想了解进度可以直接问我。")
+    if coupon is not None:
+        terms = f"满{coupon.min_spend:g}减{coupon.amount:g}" if coupon.min_spend else f"立减{coupon.amount:g}元"
+        text += (f"好久不见，送您一张{coupon.title}（{terms}，"
+                 f"{coupon.expires_at:%m月%d日}前有效），已放进您的账户。")
+    return text
 
 
 class ActionGreet(Action):

@@ -77,6 +77,7 @@ from .analytics.refresh import RefreshResult
 from .analytics.refresh import refresh as analytics_refresh
 from .analytics.settings import Settings as AnalyticsSettings
 from .recommend import popularity as recommend_popularity
+from .retention import CONSENT_CHANNEL_OF, DRIFTING_STAGES, RetentionOffer, offer_from_env
 from .recommend import recommend_products
 from .views import (
     ORDER_STATUS_LABELS,
@@ -84,6 +85,7 @@ from .views import (
     ComplaintView,
     CustomerProfileView,
     ConsentView,
+    CouponView,
     CustomerView,
     ErasureReport,
     EscalationView,
@@ -1038,6 +1040,59 @@ class CRM:
             cached = (hour, recommend_popularity(session, now))
             self._popularity = cached
         return cached[1]
+
+    # -- retention --------------------------------------------------------
+
+    @_guarded
+    def retention_offer(
+        self,
+        customer_id: int,
+        channel: str,
+        idempotency_key: str,
+        offer: Optional[RetentionOffer] = None,
+    ) -> Optional[CouponView]:
+        """A win-back coupon for a drifting customer (see `crm_adapter.retention`).
+
+        Given only when an offer is configured (``offer`` or the environment),
+        the customer's lifecycle stage is at-risk or churned, they agreed to
+        marketing on this channel, and they got no such coupon within the
+        offer's period; otherwise None.  One coupon per idempotency key.
+        """
+        cid = _customer_id(customer_id)
+        offer = offer or offer_from_env()
+        contact_channel = CONSENT_CHANNEL_OF.get(str(channel or "").strip().lower())
+        if offer is None or contact_channel is None:
+            return None
+
+        def work(session: Session, now: datetime) -> Optional[CouponView]:
+            customer = self._require_customer(session, cid)
+            profile = analytics_profile(session, customer, now, self.analytics_settings)
+            if profile.stage not in DRIFTING_STAGES:
+                return None
+            rows = self._consent_rows(session, cid, "marketing")
+            in_force = self._in_force(rows, contact_channel, "marketing")
+            if in_force is None or not in_force.granted:
+                return None
+            recent = session.execute(
+                select(Coupon.id).where(
+                    Coupon.customer_id == cid,
+                    Coupon.title == offer.title,
+                    Coupon.created_at >= now - timedelta(days=offer.every_days),
+                ).limit(1)
+            ).scalar_one_or_none()
+            if recent is not None:
+                return None
+            coupon = Coupon(
+                code=self._next_number(session, Coupon.code, "RC", now),
+                customer_id=cid, title=offer.title, amount=offer.amount, min_spend=offer.min_spend,
+                expires_at=now + timedelta(days=offer.valid_days), created_at=now,
+            )
+            session.add(coupon)
+            session.flush()
+            log.info("retention coupon %s for customer %s", coupon.code, cid)
+            return convert.coupon_view(coupon, now)
+
+        return self._write("retention_offer", idempotency_key, work, customer_id=cid)
 
     # -- tickets ----------------------------------------------------------
 

@@ -7,6 +7,7 @@ apart by using their own sender ids.
 """
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -40,9 +41,15 @@ def crm(tmp_path: Path):
     return CRM(seeded_crm_url(tmp_path))
 
 
+# The servers under test run with a win-back offer configured (crm_adapter.retention).
+RETENTION_OFFER_ENV = {"KEFU_RETENTION_COUPON_AMOUNT": "30", "KEFU_RETENTION_COUPON_MIN_SPEND": "199"}
+
+
 def _start_stack(var_dir: Path, crm_url: str) -> Stack:
     if not MODEL.exists():
         pytest.fail("no trained model: run `make model` (make test does it)")
+    for name, value in RETENTION_OFFER_ENV.items():
+        os.environ.setdefault(name, value)
     stack = isolated_stack(var_dir, crm_url)
     try:
         stack.start(timeout=300)

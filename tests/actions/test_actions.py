@@ -140,3 +140,21 @@ def test_parse_rating(text: str, score: Optional[int]) -> None:
 def test_parse_birthday(text: str, iso: Optional[str]) -> None:
     parsed = parse_birthday(text)
     assert (parsed.isoformat() if parsed else None) == iso
+
+
+def test_welcome_words_by_tier_complaints_and_coupon() -> None:
+    from datetime import datetime
+
+    from actions.session import welcome
+    from crm_adapter.views import CouponView
+
+    assert welcome("李娜", "potential", [], None) == "李娜您好，欢迎回来！"
+    core = welcome("张伟", "core", [], None)
+    assert "优先" in core and "核心" not in core
+    coupon = CouponView(code="RC202611230001", title="回归礼券", amount=30.0, min_spend=199.0,
+                        expires_at=datetime(2026, 12, 7, 23, 59), expiring_soon=False)
+    text = welcome("赵敏", "low", [], coupon)
+    assert "回归礼券（满199减30，12月07日前有效）" in text
+    no_threshold = CouponView(code="RC1", title="回归礼券", amount=20.0, min_spend=0.0,
+                              expires_at=datetime(2026, 12, 7), expiring_soon=False)
+    assert "立减20元" in welcome("赵敏", "low", [], no_threshold)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import pytest
 
 from crm_adapter import CRM, errors
+from crm_adapter.retention import RetentionOffer
 
 ADDRESS = "上海市徐汇区漕溪北路88号"
 
@@ -46,6 +47,7 @@ CALLS: dict[str, Callable[[CRM], Any]] = {
     "kpis": lambda c: c.kpis(datetime(2026, 1, 1), datetime(2026, 2, 1)),
     "refresh_analytics": lambda c: c.refresh_analytics(),
     "record_nps": lambda c: c.record_nps(1, "rest", "s", 9, "k:1:nps"),
+    "retention_offer": lambda c: c.retention_offer(1, "wechat", "k:1:ret", offer=RetentionOffer("回归礼券", 30.0, 0.0, 14, 90)),
     "set_consent": lambda c: c.set_consent(1, "sms", "marketing", True, "chat", "k:1:consent"),
     "consent_status": lambda c: c.consent_status(1, "sms", "marketing"),
     "consent_history": lambda c: c.consent_history(1),
