@@ -40,10 +40,10 @@ def crm(tmp_path: Path):
     return CRM(seeded_crm_url(tmp_path))
 
 
-def _start_stack(var_dir: Path, crm_url: str) -> Stack:
+def _start_stack(var_dir: Path, crm_url: str, overrides: dict[str, str] | None = None) -> Stack:
     if not MODEL.exists():
         pytest.fail("no trained model: run `make model` (make test does it)")
-    stack = isolated_stack(var_dir, crm_url)
+    stack = isolated_stack(var_dir, crm_url, overrides)
     try:
         stack.start(timeout=300)
     except Exception:
