@@ -491,7 +491,12 @@ class WeChatInput(InputChannel):
             settle(SUCCESS)
             logger.info("wechat: answer for %s not ready in %.1fs; will send by API",
                         mask_openid(openid), self.config.reply_budget_s)
-            await processing
+            try:
+                await processing
+            except Exception:
+                logger.exception("wechat: late processing for %s failed", mask_openid(openid))
+                await self._deliver_late(openid, [ERROR_REPLY])
+                return
             self.buttons.remember(openid, collector.messages)
             texts = [t for t in (render_text(m) for m in collector.messages) if t]
             await self._deliver_late(openid, texts)

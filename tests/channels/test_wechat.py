@@ -88,6 +88,16 @@ def test_anonymous_customer_is_asked_to_verify(peer: WeChatPeer) -> None:
     assert "订单号" in reply
 
 
+def test_buttons_become_a_numbered_list_and_a_number_picks_one(peer: WeChatPeer,
+                                                              wechat_crm: CRM) -> None:
+    openid = bound_openid(wechat_crm, ZHANGWEI)
+    ask = peer.say(openid, "我要取消订单260101000002", aes=True).text
+    assert "确认要取消订单 260101000002" in ask
+    assert "1. 确认取消" in ask and "2. 先不取消" in ask
+    assert "没有取消" in peer.say(openid, "2", aes=True).text  # "2" -> /deny
+    assert wechat_crm.get_order(ZHANGWEI, "260101000002").status == "paid"
+
+
 # --- events and message types -----------------------------------------------
 
 def test_subscribe_greets_and_unsubscribe_stays_silent(peer: WeChatPeer,
