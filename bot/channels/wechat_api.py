@@ -14,7 +14,6 @@ thread.  One lock keeps concurrent threads from fetching tokens in parallel
 """
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any, Optional
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Iterator
 
 import pytest
 
@@ -16,7 +17,7 @@ APPID, SECRET = "wx_parts_test", "s3cret-parts"
 
 
 @pytest.fixture()
-def fake() -> FakeWeChatApi:
+def fake() -> Iterator[FakeWeChatApi]:
     with FakeWeChatApi(APPID, SECRET) as api:
         yield api
 
