@@ -105,12 +105,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def isolated_stack(var_dir: Path, crm_url: str) -> Stack:
+def isolated_stack(var_dir: Path, crm_url: str,
+                   overrides: Optional[dict[str, str]] = None) -> Stack:
     """A stack on free ports with its own databases under var_dir (not started).
 
     Tests and benchmarks use it so they never touch the instance `make run` serves.
+    `overrides` sets further KEFU_* variables (e.g. the WeChat channel's); the
+    WeChat channel stays disabled unless they give it a token, whatever the
+    calling shell has set.
     """
     settings = settings_mod.load(var_dir, {
+        "KEFU_WECHAT_TOKEN": "",
+        **(overrides or {}),
         "KEFU_RASA_PORT": str(free_port()), "KEFU_ACTION_PORT": str(free_port()),
         "KEFU_RASA_TOKEN": secrets.token_hex(16), "KEFU_CRM_URL": crm_url,
         "KEFU_TRACKER_DB": str(var_dir / "tracker.sqlite3"),

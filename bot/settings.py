@@ -25,6 +25,13 @@ class Settings:
     tracker_db: str
     events_db: str
     crm_url: str
+    # WeChat Official Account channel (credentials.yml); an empty token disables it.
+    wechat_token: str = ""
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_aes_key: str = ""
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_reply_budget: str = "4.0"
 
     @property
     def action_url(self) -> str:
@@ -45,6 +52,14 @@ class Settings:
             "KEFU_EVENTS_DB": self.events_db,
             "KEFU_CRM_URL": self.crm_url,
             "KEFU_RASA_TOKEN": self.rasa_token,
+            # credentials.yml reads these; Rasa refuses a ${VAR} that is not set at all,
+            # so they are always exported (empty token = WeChat channel disabled).
+            "KEFU_WECHAT_TOKEN": self.wechat_token,
+            "KEFU_WECHAT_APPID": self.wechat_appid,
+            "KEFU_WECHAT_SECRET": self.wechat_secret,
+            "KEFU_WECHAT_AES_KEY": self.wechat_aes_key,
+            "KEFU_WECHAT_API_BASE": self.wechat_api_base,
+            "KEFU_WECHAT_REPLY_BUDGET": self.wechat_reply_budget,
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             # Rasa's telemetry and error reports would call outside hosts.
             "RASA_TELEMETRY_ENABLED": "false",
@@ -67,6 +82,12 @@ def load(var_dir: Path | None = None, overrides: dict[str, str] | None = None) -
         tracker_db=env.get("KEFU_TRACKER_DB", str(var / "tracker.sqlite3")),
         events_db=env.get("KEFU_EVENTS_DB", str(var / "events.sqlite3")),
         crm_url=env.get("KEFU_CRM_URL", f"sqlite:///{var / 'crm.sqlite3'}"),
+        wechat_token=env.get("KEFU_WECHAT_TOKEN", ""),
+        wechat_appid=env.get("KEFU_WECHAT_APPID", ""),
+        wechat_secret=env.get("KEFU_WECHAT_SECRET", ""),
+        wechat_aes_key=env.get("KEFU_WECHAT_AES_KEY", ""),
+        wechat_api_base=env.get("KEFU_WECHAT_API_BASE") or "https://api.weixin.qq.com",
+        wechat_reply_budget=env.get("KEFU_WECHAT_REPLY_BUDGET") or "4.0",
     )
 
 

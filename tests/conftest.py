@@ -45,12 +45,12 @@ def crm(tmp_path: Path):
 RETENTION_OFFER_ENV = {"KEFU_RETENTION_COUPON_AMOUNT": "30", "KEFU_RETENTION_COUPON_MIN_SPEND": "199"}
 
 
-def _start_stack(var_dir: Path, crm_url: str) -> Stack:
+def _start_stack(var_dir: Path, crm_url: str, overrides: dict[str, str] | None = None) -> Stack:
     if not MODEL.exists():
         pytest.fail("no trained model: run `make model` (make test does it)")
     for name, value in RETENTION_OFFER_ENV.items():
         os.environ.setdefault(name, value)
-    stack = isolated_stack(var_dir, crm_url)
+    stack = isolated_stack(var_dir, crm_url, overrides)
     try:
         stack.start(timeout=300)
     except Exception:

@@ -1,0 +1,145 @@
+"""The WeChat channel's parts that need no Rasa: API client, XML guard, MsgId store, config."""
+from __future__ import annotations
+
+import asyncio
+from typing import Iterator
+
+import pytest
+
+from bot.channels.dedup import TurnStore
+from bot.channels.safe_xml import BadXml, parse_xml
+from bot.channels.wechat import ButtonMemory, WeChatConfig, WeChatInput, split_to_limit
+from bot.channels.wechat_api import WeChatApi, mask_openid
+from tests.channels.wechat_peer import new_aes_key, new_openid
+from tests.fakes.wechat_api import FakeWeChatApi
+
+APPID, SECRET = "wx_parts_test", "s3cret-parts"
+
+
+@pytest.fixture()
+def fake() -> Iterator[FakeWeChatApi]:
+    with FakeWeChatApi(APPID, SECRET) as api:
+        yield api
+
+
+def test_customer_service_message_body_and_token_cached(fake: FakeWeChatApi) -> None:
+    api = WeChatApi(APPID, SECRET, fake.base_url)
+    openid = new_openid()
+    assert api.send_text(openid, "您好，您的订单已发货。")
+    assert api.send_text(openid, "第二条")
+    assert fake.delivered_to(openid) == ["您好，您的订单已发货。", "第二条"]
+    assert fake.sent[0].body == {"touser": openid, "msgtype": "text",
+                                 "text": {"content": "您好，您的订单已发货。"}}
+    assert len(fake.tokens_issued) == 1  # cached between calls
+
+
+@pytest.mark.parametrize("errcode", [40001, 42001])
+def test_rejected_token_is_refreshed_once(fake: FakeWeChatApi, errcode: int) -> None:
+    api = WeChatApi(APPID, SECRET, fake.base_url)
+    openid = new_openid()
+    assert api.send_text(openid, "预热")
+    fake.fail_next(errcode)
+    assert api.send_text(openid, "换了令牌也要送到")
+    assert fake.delivered_to(openid) == ["预热", "换了令牌也要送到"]
+    assert len(fake.tokens_issued) == 2
+    assert [m.errcode for m in fake.attempts_for(openid)] == [0, errcode, 0]
+
+
+def test_token_rejected_twice_gives_up(fake: FakeWeChatApi) -> None:
+    api = WeChatApi(APPID, SECRET, fake.base_url)
+    openid = new_openid()
+    fake.fail_next(40001, times=5)
+    assert api.send_text(openid, "送不到") is False
+    assert len(fake.attempts_for(openid)) == 2  # once, refreshed, once more: then stop
+
+
+def test_outside_48_hours_is_not_retried(fake: FakeWeChatApi) -> None:
+    api = WeChatApi(APPID, SECRET, fake.base_url)
+    openid = new_openid()
+    fake.close_window(openid)
+    assert api.send_text(openid, "两天没说话了") is False
+    assert [m.errcode for m in fake.attempts_for(openid)] == [45015]
+    assert len(fake.tokens_issued) == 1
+
+
+def test_wrong_secret_and_unreachable_api_fail_quietly(fake: FakeWeChatApi) -> None:
+    assert WeChatApi(APPID, "wrong", fake.base_url).send_text(new_openid(), "x") is False
+    assert fake.sent == []
+    assert WeChatApi(APPID, SECRET, "http://127.0.0.1:9", timeout=2).send_text("o" * 28, "x") is False
+
+
+@pytest.mark.parametrize("xml", [
+    b"<xml><a>1</a>",  # unclosed
+    b"not xml at all",
+    b"<other><a>1</a></other>",  # wrong root
+    b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><a>&x;</a></xml>',
+    b'<!doctype xml [<!entity a "aaaa"><!entity b "&a;&a;&a;">]><xml><a>&b;</a></xml>',
+    b"<xml><a>\xff\xfe</a></xml>",
+])
+def test_bad_or_dangerous_xml_is_refused(xml: bytes) -> None:
+    with pytest.raises(BadXml):
+        parse_xml(xml)
+
+
+def test_good_xml_parses() -> None:
+    assert parse_xml("<xml><Content><![CDATA[你好]]></Content></xml>") == {"Content": "你好"}
+
+
+def test_turn_store_claims_once_expires_and_stays_bounded() -> None:
+    async def run() -> None:
+        now = [0.0]
+        store = TurnStore(ttl_s=10, max_entries=3, clock=lambda: now[0])
+        first, is_first = store.claim("a")
+        again, is_first_again = store.claim("a")
+        assert is_first and not is_first_again and again is first and first.retries == 1
+        for key in "bcde":
+            store.claim(key)
+        assert len(store) == 3  # oldest evicted beyond the cap
+        assert store.claim("a")[1] is True  # "a" was evicted: a new turn
+        now[0] = 11.0
+        store.claim("z")
+        assert len(store) == 1  # everything older than the TTL expired
+
+    asyncio.run(run())
+
+
+def test_config_disabled_without_token_and_checked_when_on() -> None:
+    channel = WeChatInput.from_credentials({"token": "", "appid": "", "secret": "",
+                                             "aes_key": "", "api_base": "", "reply_budget_s": ""})
+    assert channel.config.enabled is False
+    assert channel.get_output_channel() is None
+    assert WeChatInput.from_credentials(None).config.enabled is False
+    with pytest.raises(ValueError):
+        WeChatConfig.from_credentials({"token": "t", "appid": "wx1", "aes_key": "short"})
+    with pytest.raises(ValueError):
+        WeChatConfig.from_credentials({"token": "t", "aes_key": new_aes_key()})  # no appid
+    with pytest.raises(ValueError):
+        WeChatConfig.from_credentials({"token": "t", "reply_budget_s": "6"})  # WeChat waits 5 s
+    on = WeChatConfig.from_credentials({"token": "t", "appid": "wx1", "aes_key": new_aes_key(),
+                                        "reply_budget_s": "2.5", "menu": {"X": "/greet"}})
+    assert on.enabled and on.reply_budget_s == 2.5 and on.menu["X"] == "/greet"
+
+
+def test_turn_messages_are_joined_within_wechat_limit() -> None:
+    assert split_to_limit(["第一句", "第二句"]) == ["第一句\n\n第二句"]
+    long = "好" * 1000  # 3000 bytes: over the 2048-byte limit on its own
+    chunks = split_to_limit(["开头", long])
+    assert all(len(c.encode()) <= 2048 for c in chunks)
+    assert "".join(chunks).replace("\n\n", "") == "开头" + long
+
+
+def test_numbered_reply_picks_the_button_shown() -> None:
+    memory = ButtonMemory(max_entries=1)
+    memory.remember("o1", [{"text": "要取消吗", "buttons": [{"title": "确认", "payload": "/affirm"},
+                                                         {"title": "算了", "payload": "/deny"}]}])
+    assert memory.resolve("o1", "2") == "/deny"
+    assert memory.resolve("o1", "确认") == "/affirm"
+    assert memory.resolve("o1", "3") == "3"
+    memory.remember("o2", [{"text": "x", "buttons": [{"title": "好", "payload": "/affirm"}]}])
+    assert memory.resolve("o1", "2") == "2"  # evicted (bounded)
+
+
+def test_openid_masking() -> None:
+    openid = new_openid()
+    masked = mask_openid(openid)
+    assert openid not in masked and masked.startswith(openid[:4]) and "****" in masked
