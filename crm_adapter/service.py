@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import hmac
 import threading
+import time
 import unicodedata
 from collections import Counter
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ from .models import (
     OPEN_COMPLAINT_STATUSES,
     OPEN_RETURN_STATUSES,
     PAYMENT_PROBLEMS,
+    AnalyticsRun,
     ChannelIdentity,
     Complaint,
     Consent,
@@ -74,6 +76,7 @@ from .models import (
 from .analytics.kpis import kpi_report
 from .analytics.profile import customer_profile as analytics_profile
 from .analytics.refresh import RefreshResult
+from .analytics.refresh import last_run as analytics_last_run
 from .analytics.refresh import refresh as analytics_refresh
 from .analytics.settings import Settings as AnalyticsSettings
 from .recommend import popularity as recommend_popularity
@@ -132,6 +135,9 @@ MSG_DESCRIPTION = "问题描述太长了，请精简到1000字以内。"
 MSG_ESCALATION_REASON = "请简单说一下需要人工客服帮您处理什么问题。"
 MSG_CSAT_SCORE = "评分请在1到5分之间选择，5分为非常满意。"
 MSG_NPS_SCORE = "推荐意愿请在0到10分之间选择，10分为非常愿意推荐。"
+
+#: Seconds a CRM reuses the latest analytics run it read (see `_latest_analytics_run`).
+ANALYTICS_RUN_CACHE_S = 60.0
 
 # A write that loses a race (see `_lost_a_race`) is run again, up to this many times in all.
 _WRITE_ATTEMPTS = 3
@@ -218,6 +224,7 @@ class CRM:
         self._engine: Optional[Engine] = None
         self._engine_lock = threading.Lock()
         self._popularity: Optional[tuple[datetime, Counter[int]]] = None
+        self._analytics_run_cache: Optional[tuple[float, Optional[AnalyticsRun]]] = None
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> "CRM":
@@ -1066,7 +1073,8 @@ class CRM:
 
         def work(session: Session, now: datetime) -> Optional[CouponView]:
             customer = self._require_customer(session, cid)
-            profile = analytics_profile(session, customer, now, self.analytics_settings)
+            profile = analytics_profile(session, customer, now, self.analytics_settings,
+                                        self._latest_analytics_run(session))
             if profile.stage not in DRIFTING_STAGES:
                 return None
             rows = self._consent_rows(session, cid, "marketing")
@@ -1439,7 +1447,22 @@ class CRM:
         cid = _customer_id(customer_id)
         with self._read() as session:
             customer = self._require_customer(session, cid)
-            return analytics_profile(session, customer, self._now(), self.analytics_settings)
+            return analytics_profile(session, customer, self._now(), self.analytics_settings,
+                                     self._latest_analytics_run(session))
+
+    def _latest_analytics_run(self, session: Session) -> Optional[AnalyticsRun]:
+        """The latest analytics run (its cut points and population interval), read
+        at most once a minute: profile lookups are on the hot path of every new
+        conversation, refreshes happen hourly or nightly.  A refresh through this
+        CRM forgets it at once; one run elsewhere is seen within a minute."""
+        cached = self._analytics_run_cache
+        if cached is not None and time.monotonic() - cached[0] < ANALYTICS_RUN_CACHE_S:
+            return cached[1]
+        run = analytics_last_run(session)
+        if run is not None:
+            session.expunge(run)  # keep its loaded columns after the session closes
+        self._analytics_run_cache = (time.monotonic(), run)
+        return run
 
     @_guarded
     def kpis(self, start: datetime, end: datetime) -> KpiReport:
@@ -1452,6 +1475,7 @@ class CRM:
     @_guarded
     def refresh_analytics(self, *, full: bool = False, strict: bool = False) -> RefreshResult:
         """Recompute the stored customer model (incrementally unless ``full``)."""
+        self._analytics_run_cache = None
         return analytics_refresh(
             lambda: Session(self.engine, future=True), self._now(),
             full=full, strict=strict, settings=self.analytics_settings,

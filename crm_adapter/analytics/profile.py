@@ -11,7 +11,7 @@ already holds for them).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -58,8 +58,16 @@ def _view(
     )
 
 
-def customer_profile(session: Session, customer: Customer, now: datetime, settings: Settings) -> CustomerProfileView:
-    run = last_run(session)
+_LOOK_UP = object()
+
+
+def customer_profile(
+    session: Session, customer: Customer, now: datetime, settings: Settings, run: Any = _LOOK_UP
+) -> CustomerProfileView:
+    """``run``: the latest `AnalyticsRun` (or None when there is none) if the
+    caller already has it — `CRM` keeps it for a minute — else looked up."""
+    if run is _LOOK_UP:
+        run = last_run(session)
     population = run.population_interval_days if run is not None else settings.default_interval_days
     row = session.get(CustomerMetrics, customer.id)
     if row is not None:
