@@ -13,12 +13,16 @@ broker, then the broker commits once per event.  Here the new events are
 found once (the same count query the stock `save` already runs), stored, and
 handed to the broker together, so one message costs one load and two commits.
 Events reach the broker only after they are stored.
+
+`_retrieve` runs the stock query but fetches only the `data` column: the
+stock one builds an ORM object per stored event just to read that column,
+which was a seventh of the Rasa process's time under load.
 """
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -41,6 +45,21 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         ensure_event_indexes(self.engine, self.SQLEvent.__table__)
+
+    async def _retrieve(
+        self, sender_id: str, fetch_events_from_all_sessions: bool
+    ) -> Optional[DialogueStateTracker]:
+        """The stock query and result, without an ORM object per event."""
+        with self.session_scope() as session:
+            rows = (
+                self._event_query(session, sender_id, fetch_events_from_all_sessions)
+                .with_entities(self.SQLEvent.data)
+                .all()
+            )
+        events = [json.loads(data) for (data,) in rows]
+        if self.domain and events:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the events not yet stored, then publish exactly those."""

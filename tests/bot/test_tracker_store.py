@@ -76,3 +76,24 @@ def test_stock_and_indexed_store_share_one_table(tmp_path: Path) -> None:
     asyncio.run(SQLTrackerStore(DOMAIN, db=db).save(tracker))
     restored = asyncio.run(IndexedSQLTrackerStore(DOMAIN, db=db).retrieve("web-2"))
     assert restored is not None and restored.latest_message.intent["name"] == "request_return"
+
+
+def test_only_the_current_session_is_loaded_in_order(tmp_path: Path) -> None:
+    """Same answer as the stock store: the latest session's events, oldest first."""
+    db = str(tmp_path / "tracker.sqlite3")
+    ours, stock = IndexedSQLTrackerStore(DOMAIN, db=db), SQLTrackerStore(DOMAIN, db=db)
+    tracker = DialogueStateTracker("wx-9", DOMAIN.slots)
+    tracker.update_with_events([SessionStarted(timestamp=1.0), ActionExecuted("action_listen", timestamp=2.0),
+                                UserUttered("旧会话", {"name": "greet"}, timestamp=3.0),
+                                SessionStarted(timestamp=10.0), ActionExecuted("action_listen", timestamp=11.0),
+                                UserUttered("新会话", {"name": "query_order"}, timestamp=12.0),
+                                SlotSet("verified", True, timestamp=12.0)], DOMAIN)
+    asyncio.run(stock.save(tracker))
+    mine = asyncio.run(ours.retrieve("wx-9"))
+    theirs = asyncio.run(stock.retrieve("wx-9"))
+    assert mine is not None and theirs is not None
+    assert [e.as_dict() for e in mine.events] == [e.as_dict() for e in theirs.events]
+    assert [e.type_name for e in mine.events] == ["session_started", "action", "user", "slot"]
+    assert mine.latest_message.text == "新会话" and mine.get_slot("verified") is True
+    assert asyncio.run(ours.retrieve("nobody")) is None
+    assert len(asyncio.run(ours.retrieve_full_tracker("wx-9")).events) == 7
