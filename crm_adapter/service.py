@@ -1373,16 +1373,30 @@ class CRM:
         comment: Optional[str] = None,
     ) -> None:
         """A satisfaction rating, 1 (very unhappy) to 5 (very happy)."""
+        self._record_rating(CsatRating, "record_csat", customer_id, channel, sender_id,
+                            _whole_number(score, 1, 5, MSG_CSAT_SCORE), idempotency_key, comment)
+
+    def _record_rating(
+        self,
+        model: Any,
+        kind: str,
+        customer_id: Optional[int],
+        channel: str,
+        sender_id: str,
+        value: int,
+        idempotency_key: str,
+        comment: Optional[str],
+    ) -> None:
+        """Store one CSAT or NPS answer (same columns), once per idempotency key."""
         cid = _optional_customer_id(customer_id)
         channel = validation.label(channel, "channel", 32)
         sender_id = validation.label(sender_id, "sender_id")
-        value = _score(score)
         remark = mask_text(validation.prose(comment))[:_COMMENT_MAX] if comment else None
 
         def work(session: Session, now: datetime) -> None:
             customer = self._live_customer(session, cid)
             session.add(
-                CsatRating(
+                model(
                     customer_id=customer.id if customer else None,
                     channel=channel,
                     sender_id=sender_id,
@@ -1392,7 +1406,7 @@ class CRM:
                 )
             )
 
-        self._write("record_csat", idempotency_key, work, customer_id=cid)
+        self._write(kind, idempotency_key, work, customer_id=cid)
 
     @_guarded
     def record_interaction(
@@ -1492,53 +1506,24 @@ class CRM:
         comment: Optional[str] = None,
     ) -> None:
         """A Net Promoter answer, 0 (would not recommend) to 10 (certainly would)."""
-        cid = _optional_customer_id(customer_id)
-        channel = validation.label(channel, "channel", 32)
-        sender_id = validation.label(sender_id, "sender_id")
-        value = _nps_score(score)
-        remark = mask_text(validation.prose(comment))[:_COMMENT_MAX] if comment else None
-
-        def work(session: Session, now: datetime) -> None:
-            customer = self._live_customer(session, cid)
-            session.add(
-                NpsResponse(
-                    customer_id=customer.id if customer else None,
-                    channel=channel,
-                    sender_id=sender_id,
-                    score=value,
-                    comment=remark or None,
-                    created_at=now,
-                )
-            )
-
-        self._write("record_nps", idempotency_key, work)
-
-
-def _nps_score(value: Any) -> int:
-    if isinstance(value, bool):
-        raise InvalidInput(MSG_NPS_SCORE)
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        raise InvalidInput(MSG_NPS_SCORE) from None
-    if not number.is_integer() or not 0 <= number <= 10:
-        raise InvalidInput(MSG_NPS_SCORE)
-    return int(number)
+        self._record_rating(NpsResponse, "record_nps", customer_id, channel, sender_id,
+                            _whole_number(score, 0, 10, MSG_NPS_SCORE), idempotency_key, comment)
 
 
 def _decision(row: Optional[Consent]) -> Optional[consent.Decision]:
     return consent.Decision(row.channel, row.purpose, row.granted, row.created_at, row.id) if row else None
 
 
-def _score(value: Any) -> int:
+def _whole_number(value: Any, low: int, high: int, message: str) -> int:
+    """A rating typed or sent as 4, "4", "4.0"; anything else is refused with ``message``."""
     if isinstance(value, bool):
-        raise InvalidInput(MSG_CSAT_SCORE)
+        raise InvalidInput(message)
     try:
         number = float(str(value).strip())
     except ValueError:
-        raise InvalidInput(MSG_CSAT_SCORE) from None
-    if not number.is_integer() or not 1 <= number <= 5:
-        raise InvalidInput(MSG_CSAT_SCORE)
+        raise InvalidInput(message) from None
+    if not number.is_integer() or not low <= number <= high:
+        raise InvalidInput(message)
     return int(number)
 
 
