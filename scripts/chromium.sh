@@ -8,6 +8,7 @@
 # binary is missing and we are root (CI), Debian's `chromium` package is
 # installed non-interactively; otherwise the script fails with a message and
 # the browser tests fail too (unless KEFU_SKIP_BROWSER=1).
+# A small Chinese font (fonts-wqy-microhei) is added when none is installed.
 # Only the path goes to stdout; progress and errors go to stderr.
 set -euo pipefail
 
@@ -24,4 +25,11 @@ if [ ! -x "$BIN" ]; then
   fi
 fi
 [ -x "$BIN" ] || { say "$BIN still missing after installing"; exit 1; }
+# Without a Chinese font the screenshots show boxes instead of characters (the
+# tests read the DOM, so they pass either way; the artefacts are for people).
+if command -v fc-list >/dev/null && [ -z "$(fc-list :lang=zh 2>/dev/null)" ] && [ "$(id -u)" = 0 ]; then
+  say "installing a Chinese font for legible screenshots (fonts-wqy-microhei)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-wqy-microhei </dev/null >&2 \
+    || say "no Chinese font installed; screenshots will show boxes"
+fi
 echo "$BIN"
