@@ -228,4 +228,5 @@ def test_reconnects_after_the_connection_drops(web_stack: Stack, browser_factory
     expect(page.locator(".kefu-banner")).to_be_hidden()
     send(page, "满多少包邮")
     expect_reply(page, "99")
+    assert any(u.startswith("ws://127.0.0.1") for u in browser.seen)  # websocket, not polling
     browser.assert_local_only()
