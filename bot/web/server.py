@@ -28,13 +28,13 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.channels import web_token
+from crm_adapter.seed import DEMO_WEB_UID
 
 logger = logging.getLogger("kefu.web")
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 PAGES = HERE / "pages"
-DEMO_UID = "demo-zhangwei"  # crm_adapter.seed.DEMO_WEB_UID: 张伟's uid on the demo shop
 TOKEN_TTL_S = 3600
 
 
@@ -60,7 +60,7 @@ def _page(name: str, config: dict[str, Any]) -> str:
     return (PAGES / name).read_text(encoding="utf-8").replace("{{CONFIG}}", payload)
 
 
-def make_app(socket_url: str, secret: str = "", demo_uid: str = DEMO_UID) -> web.Application:
+def make_app(socket_url: str, secret: str = "", demo_uid: str = DEMO_WEB_UID) -> web.Application:
     """The aiohttp application (tests start it in-process; run() serves it)."""
     csp = content_security_policy(socket_url)
 
