@@ -1,8 +1,8 @@
 """Recognise the customer and greet them by name.
 
 A conversation whose channel identity is bound in the CRM (a WeChat openid,
-a signed website login) is verified from its first message; anyone else is
-anonymous until they verify with an order number.
+a website visitor whose shop login token the channel verified) is verified from
+its first message; anyone else is anonymous until they verify with an order number.
 """
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ class ActionIdentify(Action):
         if tracker.get_slot("identity_checked") or tracker.get_slot("verified"):
             return []
         try:
-            customer = common.crm().resolve_identity(common.channel_of(tracker), tracker.sender_id)
+            identity = channel_identity(tracker)
+            customer = common.crm().resolve_identity(*identity) if identity else None
             if customer is None:
                 return [SlotSet("identity_checked", True)]
             open_complaints = common.crm().complaints_for_customer(customer.id, open_only=True)
@@ -52,6 +53,28 @@ class ActionIdentify(Action):
         coupon = _retention_coupon(tracker, customer.id)
         dispatcher.utter_message(text=welcome(customer.name, customer.tier, open_complaints, coupon))
         return [SlotSet("identity_checked", True), *common.identity_slots(customer)]
+
+
+# bot.channels.web puts the shop's verified uid here (the client cannot set it).
+WEB_CHANNEL = "web"
+WEB_UID_KEY = "kefu_web_uid"
+
+
+def channel_identity(tracker: Tracker) -> Optional[tuple[str, str]]:
+    """The (channel, external id) the CRM knows this conversation's customer by.
+
+    Usually the input channel and the sender id (a WeChat openid, a REST
+    sender).  On the website the sender id is a browser's random session id,
+    so the identity is the shop uid the channel verified from the signed
+    token, or none at all: an anonymous visitor must not be recognised by a
+    session id they chose.
+    """
+    channel = common.channel_of(tracker)
+    if channel != WEB_CHANNEL:
+        return channel, tracker.sender_id
+    user = next((e for e in reversed(tracker.events) if e.get("event") == "user"), None)
+    uid = ((user or {}).get("metadata") or {}).get(WEB_UID_KEY)
+    return (WEB_CHANNEL, uid) if isinstance(uid, str) and uid else None
 
 
 def _retention_coupon(tracker: Tracker, customer_id: int) -> Optional[CouponView]:

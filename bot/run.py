@@ -1,5 +1,5 @@
-"""Process supervisor: the action server and the Rasa server, started together
-and stopped together.
+"""Process supervisor: the action server, the Rasa server and the website
+widget server, started together and stopped together.
 
 `make run` calls this.  It waits until both answer, prints where to talk to
 the bot, and on Ctrl-C (or SIGTERM) stops both cleanly.  `--shell` opens
@@ -53,6 +53,8 @@ class Stack:
                              "--auth-token", s.rasa_token, "-i", s.host, "-p", str(s.rasa_port),
                              "--model", str(s.model_path), "--endpoints", "endpoints.yml",
                              "--credentials", "credentials.yml", "--cors", "http://127.0.0.1"])
+        self._spawn("web", [str(bin_dir / "python"), "-m", "bot.web.server", "--host", s.host,
+                            "--port", str(s.web_port), "--socket-url", s.rasa_url])
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
@@ -61,6 +63,7 @@ class Stack:
         checks = {
             "action server": f"http://{s.host}:{s.action_port}/health",
             "rasa server": f"{s.rasa_url}/status?token={s.rasa_token}",
+            "web server": f"{s.web_url}/health",
         }
         pending = dict(checks)
         while pending:
@@ -111,13 +114,15 @@ def isolated_stack(var_dir: Path, crm_url: str,
 
     Tests and benchmarks use it so they never touch the instance `make run` serves.
     `overrides` sets further KEFU_* variables (e.g. the WeChat channel's); the
-    WeChat channel stays disabled unless they give it a token, whatever the
+    WeChat channel stays disabled unless they give it a token, and website
+    visitors stay anonymous unless they give a KEFU_WEB_SECRET, whatever the
     calling shell has set.
     """
     settings = settings_mod.load(var_dir, {
-        "KEFU_WECHAT_TOKEN": "",
+        "KEFU_WECHAT_TOKEN": "", "KEFU_WEB_SECRET": "", "KEFU_WEB_ORIGINS": "",
         **(overrides or {}),
         "KEFU_RASA_PORT": str(free_port()), "KEFU_ACTION_PORT": str(free_port()),
+        "KEFU_WEB_PORT": str(free_port()),
         "KEFU_RASA_TOKEN": secrets.token_hex(16), "KEFU_CRM_URL": crm_url,
         "KEFU_TRACKER_DB": str(var_dir / "tracker.sqlite3"),
         "KEFU_EVENTS_DB": str(var_dir / "events.sqlite3"),
@@ -150,6 +155,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             return _shell(settings)
         print(
             "\nKefu is running.\n"
+            f"  Website: {settings.web_url}/  (demo shop page with the chat widget; "
+            + ("signed in as 张伟" if settings.web_secret else "anonymous: set KEFU_WEB_SECRET to sign in as 张伟")
+            + f")\n           {settings.web_url}/widget/  (the chat alone)\n"
             f"  REST:   POST {settings.rasa_url}/webhooks/rest/webhook "
             '{"sender": "demo-zhangwei", "message": "我的订单到哪了"}\n'
             f"  API:    {settings.rasa_url} (token in var/rasa_token or $KEFU_RASA_TOKEN)\n"

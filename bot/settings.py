@@ -32,6 +32,22 @@ class Settings:
     wechat_aes_key: str = ""
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_reply_budget: str = "4.0"
+    # Website: the widget's web server (bot.web.server) and the socket.io channel
+    # (credentials.yml).  An empty secret makes every website visitor anonymous.
+    web_port: int = 8080
+    web_secret: str = ""
+    web_origins: str = ""
+    web_leeway: str = "30"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.host}:{self.web_port}"
+
+    @property
+    def web_allowed_origins(self) -> str:
+        """Browser origins the socket.io server accepts: the widget server's, plus KEFU_WEB_ORIGINS."""
+        extra = [o.strip() for o in self.web_origins.split(",") if o.strip()]
+        return ",".join(dict.fromkeys([self.web_url, *extra]))
 
     @property
     def action_url(self) -> str:
@@ -60,6 +76,11 @@ class Settings:
             "KEFU_WECHAT_AES_KEY": self.wechat_aes_key,
             "KEFU_WECHAT_API_BASE": self.wechat_api_base,
             "KEFU_WECHAT_REPLY_BUDGET": self.wechat_reply_budget,
+            "KEFU_WEB_PORT": str(self.web_port),
+            "KEFU_WEB_SECRET": self.web_secret,
+            "KEFU_WEB_ALLOWED_ORIGINS": self.web_allowed_origins,
+            "KEFU_WEB_LEEWAY": self.web_leeway,
+            "KEFU_RASA_URL": self.rasa_url,
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             # Rasa's telemetry and error reports would call outside hosts.
             "RASA_TELEMETRY_ENABLED": "false",
@@ -88,6 +109,10 @@ def load(var_dir: Path | None = None, overrides: dict[str, str] | None = None) -
         wechat_aes_key=env.get("KEFU_WECHAT_AES_KEY", ""),
         wechat_api_base=env.get("KEFU_WECHAT_API_BASE") or "https://api.weixin.qq.com",
         wechat_reply_budget=env.get("KEFU_WECHAT_REPLY_BUDGET") or "4.0",
+        web_port=int(env.get("KEFU_WEB_PORT") or "8080"),
+        web_secret=env.get("KEFU_WEB_SECRET", ""),
+        web_origins=env.get("KEFU_WEB_ORIGINS", ""),
+        web_leeway=env.get("KEFU_WEB_LEEWAY") or "30",
     )
 
 

@@ -23,7 +23,9 @@ Times are relative to the seed's "now".
 
 Customer 1 — 张伟, phone 13800138000, core tier, 金卡, 12,680 points
 (2,300 expiring at the end of this year), city 上海, address
-上海市浦东新区张江路100号3栋1202室; channel identity ("rest", "demo-zhangwei").
+上海市浦东新区张江路100号3栋1202室; channel identities ("rest", "demo-zhangwei")
+and ("web", "demo-zhangwei") -- the latter is the shop uid the demo website
+signs into its chat token (bot.web.server).
 
 =============  ==========  ================================================
 order          status      notes
@@ -99,6 +101,8 @@ log = guard_logger(__name__)
 DEMO_ZHANG_WEI = 1
 DEMO_LI_NA = 2
 DEMO_WANG_FANG = 3
+# The shop user id of 张伟 on the demo website: ChannelIdentity ("web", DEMO_WEB_UID).
+DEMO_WEB_UID = "demo-zhangwei"
 
 _SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
@@ -262,6 +266,8 @@ def _demo(b: _Builder) -> None:
         total_spent=0.0, created_at=b.days_ago(1100),
     )
     b.add(ChannelIdentity, channel="rest", external_id="demo-zhangwei", customer_id=DEMO_ZHANG_WEI,
+          verified_at=b.days_ago(30), created_at=b.days_ago(30))
+    b.add(ChannelIdentity, channel="web", external_id=DEMO_WEB_UID, customer_id=DEMO_ZHANG_WEI,
           verified_at=b.days_ago(30), created_at=b.days_ago(30))
 
     def delivered(days: float) -> dict[str, Any]:

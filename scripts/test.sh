@@ -11,6 +11,8 @@
 # half would report green for code that was never run there.  Escape hatches:
 #   KEFU_TEST_POSTGRES_URL=...  use that server instead (not started or stopped here)
 #   KEFU_SKIP_POSTGRES=1        run without PostgreSQL; its tests are skipped
+# Chromium for the widget's browser tests comes from scripts/chromium.sh (Debian's
+# package, installed when missing); KEFU_SKIP_BROWSER=1 skips those tests instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +36,14 @@ else
     exit 1
   fi
   export KEFU_TEST_POSTGRES_URL=$url
+fi
+
+# The widget's browser tests drive Debian's Chromium (installed when missing).
+if [ "${KEFU_SKIP_BROWSER:-}" = 1 ]; then
+  echo "test.sh: WARNING: KEFU_SKIP_BROWSER=1, the browser tests of the chat widget will be SKIPPED" >&2
+elif ! scripts/chromium.sh >/dev/null; then
+  echo "test.sh: ERROR: no Chromium for the browser tests (see above); set KEFU_SKIP_BROWSER=1 to skip them." >&2
+  exit 1
 fi
 
 [ $# -gt 0 ] || set -- tests

@@ -17,9 +17,10 @@ from tests.conftest import MODEL, seeded_crm_url
 
 
 def test_supervisor_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    rasa_port, action_port = free_port(), free_port()
+    rasa_port, action_port, web_port = free_port(), free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KEFU_VAR_DIR": str(tmp_path),
            "KEFU_RASA_PORT": str(rasa_port), "KEFU_ACTION_PORT": str(action_port),
+           "KEFU_WEB_PORT": str(web_port),
            "KEFU_CRM_URL": seeded_crm_url(tmp_path), "KEFU_MODEL": str(MODEL),
            "KEFU_TRACKER_DB": str(tmp_path / "tracker.sqlite3"),
            "KEFU_EVENTS_DB": str(tmp_path / "events.sqlite3")}
@@ -36,6 +37,7 @@ def test_supervisor_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             if "Kefu is running" in line:
                 break
         assert any("Kefu is running" in line for line in output), "".join(output[-50:])
+        assert requests.get(f"http://127.0.0.1:{web_port}/widget/", timeout=10).ok  # the chat widget
         # Keep reading so the servers never block on a full pipe.
         threading.Thread(target=lambda: [output.append(l) for l in proc.stdout], daemon=True).start()
         token = (tmp_path / "rasa_token").read_text().strip()  # generated, mode 600
@@ -55,7 +57,7 @@ def test_supervisor_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             proc.kill()
             raise
     assert code == 0
-    for port in (rasa_port, action_port):
+    for port in (rasa_port, action_port, web_port):
         try:
             requests.get(f"http://127.0.0.1:{port}/", timeout=2)
             raise AssertionError(f"port {port} still answers after Ctrl-C")

@@ -52,3 +52,22 @@ def peer(wechat_stack: Stack, wechat_creds: dict[str, str]) -> WeChatPeer:
 @pytest.fixture()
 def wechat_crm(wechat_stack: Stack) -> CRM:
     return CRM(wechat_stack.settings.crm_url)
+
+
+# --- the website channel -------------------------------------------------------
+
+WEB_SECRET = secrets.token_urlsafe(32)  # what the shop's backend and Kefu share
+
+
+@pytest.fixture(scope="session")
+def web_secret() -> str:
+    return WEB_SECRET
+
+
+@pytest.fixture(scope="session")
+def web_stack(tmp_path_factory: pytest.TempPathFactory, web_secret: str) -> Iterator[Stack]:
+    """Action server + Rasa server (socket.io channel) + widget server, signing for 张伟."""
+    var_dir = tmp_path_factory.mktemp("web_stack")
+    running = _start_stack(var_dir, seeded_crm_url(var_dir), {"KEFU_WEB_SECRET": web_secret})
+    yield running
+    running.stop()

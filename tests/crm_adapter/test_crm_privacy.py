@@ -73,7 +73,8 @@ def test_export_holds_everything_and_is_json(crm: CRM, key) -> None:
     text = json.dumps(data, ensure_ascii=False)  # JSON-serialisable as it is
     assert data["masked"] is False
     assert data["customer"]["phone"] == "13800138000" and data["customer"]["name"] == "张伟"
-    assert [i["external_id"] for i in data["identities"]] == ["demo-zhangwei"]
+    assert sorted((i["channel"], i["external_id"]) for i in data["identities"]) == [
+        ("rest", "demo-zhangwei"), ("web", "demo-zhangwei")]
     assert len(data["orders"]) == 10
     headphones = next(o for o in data["orders"] if o["order_number"] == "260101000003")
     assert {i["sku"] for i in headphones["items"]} and all(i["quantity"] > 0 for i in headphones["items"])
@@ -121,7 +122,7 @@ def test_erasure_removes_personal_data_and_keeps_statistics(crm: CRM, key, count
     ratings = count(CsatRating)
 
     report = crm.erase_customer(ZHANG, key("erase"))
-    assert report.customer_id == ZHANG and report.identities_removed == 1
+    assert report.customer_id == ZHANG and report.identities_removed == 2  # rest and web (seed)
     assert report.records_redacted >= 10
     # profile, two complaints, escalation, invoice, payment ticket (the rating stored no result)
     assert report.stored_results_scrubbed == 6
@@ -131,6 +132,7 @@ def test_erasure_removes_personal_data_and_keeps_statistics(crm: CRM, key, count
     assert (view.masked_phone, view.masked_email, view.masked_address, view.birthday) == ("", "", "", None)
     assert (view.tier, view.member_level, view.total_spent) == ("core", "金卡", pytest.approx(view.total_spent))
     assert crm.resolve_identity("rest", "demo-zhangwei") is None
+    assert crm.resolve_identity("web", "demo-zhangwei") is None
     assert crm.verify_by_order("260101000001", "8000") is None
     assert count(ChannelIdentity, ChannelIdentity.customer_id == ZHANG) == 0
     for channel in ("wechat", "sms"):
@@ -213,9 +215,9 @@ def test_command_line_export_and_erase(crm: CRM, tmp_path: Path, capsys: pytest.
     assert json.loads(target.read_text(encoding="utf-8"))["customer"]["phone"] == "138****8000"
 
     assert privacy.main(["--url", crm.url, "erase", "1"]) == 0
-    assert "1 identities removed" in capsys.readouterr().out
+    assert "2 identities removed" in capsys.readouterr().out
     assert privacy.main(["--url", crm.url, "erase", "1"]) == 0  # same default key: the same answer
-    assert "1 identities removed" in capsys.readouterr().out
+    assert "2 identities removed" in capsys.readouterr().out
     assert crm.get_customer(ZHANG).erased
 
     assert privacy.main(["--url", crm.url, "export", "99999"]) == 1

@@ -125,9 +125,11 @@ def test_demo_identities(crm: CRM, db) -> None:
     with db() as session:
         identities = session.execute(
             select(ChannelIdentity.channel, ChannelIdentity.external_id, ChannelIdentity.customer_id)
-            .where(ChannelIdentity.customer_id <= 3).order_by(ChannelIdentity.customer_id)
+            .where(ChannelIdentity.customer_id <= 3)
+            .order_by(ChannelIdentity.customer_id, ChannelIdentity.channel)
         ).all()
-    assert [tuple(i) for i in identities] == [("rest", "demo-zhangwei", 1), ("rest", "demo-lina", 2)]
+    assert [tuple(i) for i in identities] == [
+        ("rest", "demo-zhangwei", 1), ("web", "demo-zhangwei", 1), ("rest", "demo-lina", 2)]
 
 
 def test_seed_refuses_a_non_empty_database(crm: CRM) -> None:
