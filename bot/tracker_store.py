@@ -24,12 +24,11 @@ import json
 import logging
 from typing import Any, Dict, List, Optional
 
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
-
-import sqlalchemy as sa
-from rasa.core.tracker_store import SQLTrackerStore
 
 logger = logging.getLogger(__name__)
 
