@@ -20,6 +20,8 @@ server's concurrency:
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -98,9 +100,9 @@ def _install_sqlite_events(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            _switch_to_wal(cursor, SQLITE_BUSY_TIMEOUT_S)
+            cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
 
@@ -108,3 +110,23 @@ def _install_sqlite_events(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("kefu_sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _switch_to_wal(cursor: Any, timeout_s: float) -> None:
+    """Put the database file in WAL mode (it stays so), waiting out other connections.
+
+    Switching the journal mode needs the file to itself, and SQLite answers
+    "database is locked" at once instead of calling the busy handler — so
+    several processes opening a brand-new database together (the action server
+    and a migration, say) could fail.  A file already in WAL mode needs no switch.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
