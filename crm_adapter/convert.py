@@ -193,6 +193,7 @@ def escalation_view(e: Escalation) -> EscalationView:
         sender_id=e.sender_id,
         complaint_ticket=e.complaint.ticket_number if e.complaint is not None else None,
         created_at=_t(e.created_at),
+        callback=bool(e.callback),
     )
 
 

@@ -63,6 +63,12 @@ SEVERITIES = ("high", "medium", "low")
 ESCALATION_STATUSES = ("pending", "open", "resolved")
 ACTIVE_ESCALATION_STATUSES = ("pending", "open")
 ESCALATION_PRIORITIES = ("high", "normal")
+STAFF_ROLES = ("agent", "manager", "admin")
+STAFF_STATUSES = ("online", "away", "offline")
+ESCALATION_EVENT_KINDS = (
+    "created", "raised", "queue_notice", "claimed", "assigned", "transferred",
+    "agent_message", "note", "resolved", "reopened", "csat", "callback",
+)
 PAYMENT_PROBLEMS = ("failed", "double_charged", "charged_no_order")
 TICKET_STATUSES = ("open", "resolved")
 INVOICE_STATUSES = ("requested", "issued", "rejected")
@@ -290,6 +296,19 @@ class Escalation(Base):
     assigned_to = Column(String(64))
     created_at = Column(DateTime, nullable=False)
     resolved_at = Column(DateTime)
+    # The desk's bookkeeping (migration 0005): SLA clocks, who resolved it,
+    # a callback promised out of hours, and the customer's rating afterwards.
+    updated_at = Column(DateTime)
+    claimed_at = Column(DateTime)
+    first_response_at = Column(DateTime)
+    first_response_due_at = Column(DateTime)
+    resolve_due_at = Column(DateTime)
+    resolved_by = Column(String(64))
+    callback = Column(Boolean, nullable=False, default=False, server_default=text("false"))
+    callback_phone = Column(String(32))
+    last_customer_message_at = Column(DateTime)
+    last_notice_at = Column(DateTime)
+    csat_score = Column(Integer)
 
     complaint = relationship("Complaint")
 
@@ -299,6 +318,71 @@ class Escalation(Base):
         Index("ix_escalations_conversation", "channel", "sender_id", "status"),
         Index("ix_escalations_queue", "status", "priority", "created_at"),
     )
+
+
+class Staff(Base):
+    """A desk user: agents answer chats, managers also review, admins also manage users."""
+
+    __tablename__ = "staff"
+
+    id = Column(Integer, primary_key=True)
+    username = Column(String(64), nullable=False, unique=True)
+    display_name = Column(String(64), nullable=False)
+    role = Column(String(16), nullable=False)
+    password_hash = Column(String(255), nullable=False)
+    max_open = Column(Integer, nullable=False, default=5)
+    status = Column(String(16), nullable=False, default="offline")
+    active = Column(Boolean, nullable=False, default=True)
+    failed_logins = Column(Integer, nullable=False, default=0)
+    locked_until = Column(DateTime)
+    last_seen_at = Column(DateTime)
+    created_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (_in("role", STAFF_ROLES), _in("status", STAFF_STATUSES))
+
+
+class StaffSession(Base):
+    """A signed-in browser. Only a hash of the cookie's token is stored."""
+
+    __tablename__ = "staff_sessions"
+
+    id = Column(Integer, primary_key=True)
+    token_hash = Column(String(64), nullable=False, unique=True)
+    staff_id = Column(Integer, ForeignKey("staff.id"), nullable=False, index=True)
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    last_seen_at = Column(DateTime, nullable=False)
+    expires_at = Column(DateTime, nullable=False)
+
+
+class EscalationEvent(Base):
+    """Append-only timeline of one escalation: who did what, when (never updated)."""
+
+    __tablename__ = "escalation_events"
+
+    id = Column(Integer, primary_key=True)
+    escalation_id = Column(Integer, ForeignKey("escalations.id"), nullable=False)
+    kind = Column(String(16), nullable=False)
+    actor = Column(String(64), nullable=False)
+    body = Column(Text)
+    created_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (
+        _in("kind", ESCALATION_EVENT_KINDS),
+        Index("ix_escalation_events_escalation", "escalation_id", "id"),
+    )
+
+
+class CannedResponse(Base):
+    """A reply agents insert by short code (e.g. /退款)."""
+
+    __tablename__ = "canned_responses"
+
+    id = Column(Integer, primary_key=True)
+    code = Column(String(32), nullable=False, unique=True)
+    title = Column(String(64), nullable=False)
+    body = Column(Text, nullable=False)
+    updated_at = Column(DateTime, nullable=False)
 
 
 class PaymentTicket(Base):
@@ -629,6 +713,10 @@ __all__ = [
     "ReturnRequest",
     "Complaint",
     "Escalation",
+    "Staff",
+    "StaffSession",
+    "EscalationEvent",
+    "CannedResponse",
     "PaymentTicket",
     "InvoiceRequest",
     "Interaction",

@@ -48,6 +48,7 @@ from .models import (
     CsatRating,
     Customer,
     Escalation,
+    EscalationEvent,
     Interaction,
     InvoiceRequest,
     Order,
@@ -239,7 +240,9 @@ def erase(session: Session, customer: Customer, now: datetime) -> dict[str, int]
 
     # Conversation records first: they are found through the identities deleted below.
     blank(Complaint, _linked(Complaint, cid, pairs), description=REDACTED, contact_phone=None, sender_id=marker)
-    blank(Escalation, _linked(Escalation, cid, pairs), reason=REDACTED, sender_id=marker)
+    escalation_ids = select(Escalation.id).where(_linked(Escalation, cid, pairs)).scalar_subquery()
+    blank(EscalationEvent, EscalationEvent.escalation_id.in_(escalation_ids), body=REDACTED)
+    blank(Escalation, _linked(Escalation, cid, pairs), reason=REDACTED, sender_id=marker, callback_phone=None)
     blank(Interaction, _linked(Interaction, cid, pairs), summary=REDACTED, sender_id=marker)
     blank(CsatRating, _linked(CsatRating, cid, pairs), comment=None, sender_id=marker)
     blank(ReturnRequest, ReturnRequest.customer_id == cid, reason=REDACTED)

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from . import config, consent, convert, policy, validation
+from . import config, consent, convert, policy, servicedesk, validation
 from .catalogue import CATEGORIES, CATEGORY_ALIASES, canonical_category
 from .errors import CRMError, CRMUnavailable, IdempotencyConflict, InvalidInput, NotFound
 from .masking import guard_logger, mask_text
@@ -61,6 +61,7 @@ from .models import (
     CsatRating,
     Customer,
     Escalation,
+    EscalationEvent,
     Interaction,
     InvoiceRequest,
     NpsResponse,
@@ -234,6 +235,11 @@ class CRM:
 
             kwargs["directory"] = remote_directory_from_env()
         return cls(config.crm_url(), **kwargs)
+
+    @functools.cached_property
+    def desk(self) -> "servicedesk.ServiceDesk":
+        """The service desk (queue, staff, timeline) over this same database."""
+        return servicedesk.ServiceDesk(self)
 
     def __repr__(self) -> str:  # never show credentials in a URL
         return f"CRM({self.url.split('@')[-1]!r})"
@@ -1294,6 +1300,8 @@ class CRM:
         reason: str,
         idempotency_key: str,
         complaint_ticket: Optional[str] = None,
+        callback_phone: Optional[str] = None,
+        callback: bool = False,
     ) -> EscalationView:
         """Queue the conversation for a human agent (status pending).
 
@@ -1301,15 +1309,24 @@ class CRM:
         pending or open returns that one (raised to high priority and linked
         to the complaint if the new request warrants it), so agents never see
         the same chat twice in their queue.
+
+        ``callback``: asked while the desk is closed; staff call back (on
+        ``callback_phone``, else the customer's own) or write when it opens.
+        The SLA clocks (`servicedesk.sla_due`) start when the desk opens.
         """
         cid = _optional_customer_id(customer_id)
         channel = validation.label(channel, "channel", 32)
         sender_id = validation.label(sender_id, "sender_id")
         reason_text = validation.free_text(reason, max_len=500, required=True, message_zh=MSG_ESCALATION_REASON)
         ticket = validation.ticket_number(complaint_ticket) if complaint_ticket else None
+        phone = validation.phone(callback_phone) if callback_phone else None
 
         def work(session: Session, now: datetime) -> EscalationView:
             customer = self._live_customer(session, cid)
+            if callback and phone is None and customer is not None:
+                callback_to = customer.phone
+            else:
+                callback_to = phone
             complaint = None
             if ticket:
                 owner = (
@@ -1338,6 +1355,7 @@ class CRM:
                 .limit(1)
             ).scalar_one_or_none()
             if escalation is None:
+                first_due, resolve_due = servicedesk.sla_due(priority, now)
                 escalation = Escalation(
                     customer_id=customer.id if customer else None,
                     complaint=complaint,
@@ -1347,15 +1365,31 @@ class CRM:
                     channel=channel,
                     sender_id=sender_id,
                     created_at=now,
+                    updated_at=now,
+                    first_response_due_at=first_due,
+                    resolve_due_at=resolve_due,
+                    callback=bool(callback),
+                    callback_phone=callback_to,
                 )
                 session.add(escalation)
+                session.flush()
+                session.add(EscalationEvent(escalation_id=escalation.id, kind="created", actor="bot",
+                                            body=escalation.reason, created_at=now))
             else:
-                if priority == "high":
+                raised = priority == "high" and escalation.priority != "high"
+                if raised:
                     escalation.priority = "high"
+                    escalation.first_response_due_at, escalation.resolve_due_at = servicedesk.sla_due(
+                        "high", escalation.created_at)
                 if complaint is not None and escalation.complaint is None:
                     escalation.complaint = complaint
                 if customer is not None and escalation.customer_id is None:
                     escalation.customer_id = customer.id
+                if escalation.callback and not callback:  # asked again while the desk is open
+                    escalation.callback = False
+                escalation.updated_at = now
+                session.add(EscalationEvent(escalation_id=escalation.id, kind="raised", actor="bot",
+                                            body=mask_text(reason_text), created_at=now))
             session.flush()
             log.info("escalation %s (%s) on %s", escalation.id, escalation.priority, channel)
             return convert.escalation_view(escalation)
@@ -1371,10 +1405,29 @@ class CRM:
         score: int,
         idempotency_key: str,
         comment: Optional[str] = None,
+        escalation_id: Optional[int] = None,
     ) -> None:
-        """A satisfaction rating, 1 (very unhappy) to 5 (very happy)."""
+        """A satisfaction rating, 1 (very unhappy) to 5 (very happy).
+
+        ``escalation_id``: the rating answers the question asked after a human
+        agent resolved that chat (of this same conversation); it is kept on
+        the escalation too, for the desk's and managers' figures.
+        """
+        value = _whole_number(score, 1, 5, MSG_CSAT_SCORE)
+        rated = None if escalation_id is None else _customer_id(escalation_id)
+
+        def also(session: Session, now: datetime) -> None:
+            if rated is None:
+                return
+            escalation = session.get(Escalation, rated)
+            if escalation is None or escalation.channel != channel or escalation.sender_id != sender_id:
+                return  # never rate someone else's chat
+            escalation.csat_score = value
+            session.add(EscalationEvent(escalation_id=escalation.id, kind="csat", actor="customer",
+                                        body=str(value), created_at=now))
+
         self._record_rating(CsatRating, "record_csat", customer_id, channel, sender_id,
-                            _whole_number(score, 1, 5, MSG_CSAT_SCORE), idempotency_key, comment)
+                            value, idempotency_key, comment, also=also)
 
     def _record_rating(
         self,
@@ -1386,6 +1439,7 @@ class CRM:
         value: int,
         idempotency_key: str,
         comment: Optional[str],
+        also: Optional[Callable[[Session, datetime], None]] = None,
     ) -> None:
         """Store one CSAT or NPS answer (same columns), once per idempotency key."""
         cid = _optional_customer_id(customer_id)
@@ -1405,6 +1459,8 @@ class CRM:
                     created_at=now,
                 )
             )
+            if also is not None:
+                also(session, now)
 
         self._write(kind, idempotency_key, work, customer_id=cid)
 

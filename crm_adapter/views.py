@@ -204,6 +204,7 @@ class EscalationView:
     sender_id: str
     complaint_ticket: Optional[str]
     created_at: datetime
+    callback: bool = False
 
 
 @dataclass(frozen=True)
