@@ -183,9 +183,11 @@ class ActionRateService(Action):
         if score is None:
             dispatcher.utter_message(response="utter_ask_rating")
             return [SlotSet("rating", None)]
+        escalation_id = tracker.get_slot("csat_escalation_id")  # asked after a human agent's chat
         common.crm().record_csat(common.customer_id_of(tracker), common.channel_of(tracker),
                                  tracker.sender_id, score, common.idempotency_key(tracker, "csat"),
-                                 comment=(tracker.latest_message or {}).get("text"))
+                                 comment=(tracker.latest_message or {}).get("text"),
+                                 escalation_id=escalation_id or None)
         dispatcher.utter_message(response="utter_rating_thanks" if score >= 3 else "utter_rating_sorry",
                                  score=score)
-        return [SlotSet("rating", None)]
+        return [SlotSet("rating", None)] + ([SlotSet("csat_escalation_id", None)] if escalation_id else [])

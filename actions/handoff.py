@@ -1,45 +1,68 @@
-"""Escalation to a human: on request, after repeated misunderstanding, or for
-serious complaints.  The desk that picks escalations up arrives in a later
-issue; until then the customer is told honestly what happens next.
+"""Escalation to a human: on request, after repeated misunderstanding, for
+serious complaints, and (actions/upset.py) for strongly upset customers.
+
+While the desk is open the chat joins the desk's queue and the conversation
+is paused (Rasa's ``pause`` event), so the bot stays quiet and every message
+the customer writes goes to the agent.  Out of hours the bot does not pause:
+it records a callback request and keeps helping with what it can.  The desk
+(bot/desk) claims, replies and resolves; resolving resumes the conversation
+and triggers ``EXTERNAL_handoff_resolved``, answered here with the CSAT
+question.
 """
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Optional
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, UserUtteranceReverted
+from rasa_sdk.events import ConversationPaused, EventType, SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import common
+from crm_adapter import servicedesk
 
 logger = logging.getLogger(__name__)
-
-AGENT_HOURS = (9, 21)  # human agents work 9:00-21:00 every day
-
-
-def agents_available(now: Optional[datetime] = None) -> bool:
-    hour = (now or datetime.now()).hour
-    return AGENT_HOURS[0] <= hour < AGENT_HOURS[1]
 
 
 async def escalate(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str,
                    complaint_ticket: Optional[str] = None) -> list[EventType]:
-    """Record an escalation in the CRM and tell the customer what happens next."""
-    escalation = common.crm().create_escalation(
+    """Queue the chat for a person (and pause the bot), or promise a callback out of hours."""
+    crm = common.crm()
+    desk_open = servicedesk.desk_open(datetime.now(timezone.utc))
+    escalation = crm.create_escalation(
         common.customer_id_of(tracker), common.channel_of(tracker), tracker.sender_id,
         reason, common.idempotency_key(tracker, f"escalation:{reason}"),
-        complaint_ticket=complaint_ticket,
+        complaint_ticket=complaint_ticket, callback=not desk_open,
     )
-    if agents_available():
-        when = "人工客服会尽快在这里回复您，请稍候。"
+    number = f"E{escalation.id:06d}"
+    logger.info("Escalated conversation (reason=%s, priority=%s, desk_open=%s)",
+                reason, escalation.priority, desk_open)
+    events: list[EventType] = [SlotSet("escalation_id", str(escalation.id))]
+    if not desk_open:
+        phone = _callback_phone(tracker)
+        how = f"致电 {phone} 联系您" if phone else "在这里回复您"
+        dispatcher.utter_message(response="utter_escalated_callback", escalation_id=number,
+                                 hours=servicedesk.hours_label(), how=how)
+        return events
+    place = crm.desk.queue_place(escalation.id)
+    if place.status == "open":  # an agent already has this chat
+        dispatcher.utter_message(response="utter_escalated_already")
+    elif place.ahead:
+        dispatcher.utter_message(response="utter_escalated", escalation_id=number,
+                                 place=f"您前面还有 {place.ahead} 位，预计等待约 {place.expected_wait_minutes} 分钟。")
     else:
-        when = "现在是非工作时间（人工客服 9:00-21:00），客服上班后会第一时间在这里回复您。"
-    dispatcher.utter_message(response="utter_escalated", escalation_id=f"E{escalation.id:06d}",
-                             when=when)
-    logger.info("Escalated conversation (reason=%s, priority=%s)", reason, escalation.priority)
-    return []
+        dispatcher.utter_message(response="utter_escalated", escalation_id=number,
+                                 place=f"您是下一位，预计等待约 {place.expected_wait_minutes} 分钟。")
+    return events + [ConversationPaused()]
+
+
+def _callback_phone(tracker: Tracker) -> Optional[str]:
+    """The verified customer's phone as it may be said (masked), or None."""
+    customer_id = common.customer_id_of(tracker)
+    if customer_id is None:
+        return None
+    return common.crm().get_customer(customer_id).masked_phone or None
 
 
 class ActionEscalate(Action):
@@ -69,6 +92,21 @@ class ActionHandleFallback(Action):
                 UserUtteranceReverted()]
         dispatcher.utter_message(response="utter_default")
         return [UserUtteranceReverted()]
+
+
+class ActionHandoffResolved(Action):
+    """An agent resolved the chat (the desk triggered EXTERNAL_handoff_resolved): ask for CSAT."""
+
+    def name(self) -> str:
+        return "action_handoff_resolved"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        escalation_id = common.entity_value(tracker, "escalation_id") or tracker.get_slot("escalation_id")
+        dispatcher.utter_message(response="utter_handoff_resolved")
+        dispatcher.utter_message(response="utter_ask_rating")
+        return [SlotSet("escalation_id", None),
+                SlotSet("csat_escalation_id", str(escalation_id) if escalation_id else None)]
 
 
 def _previous_user_turn_was_fallback(tracker: Tracker) -> bool:
