@@ -41,8 +41,11 @@ def crm(tmp_path: Path):
     return CRM(seeded_crm_url(tmp_path))
 
 
-# The servers under test run with a win-back offer configured (crm_adapter.retention).
-RETENTION_OFFER_ENV = {"KEFU_RETENTION_COUPON_AMOUNT": "30", "KEFU_RETENTION_COUPON_MIN_SPEND": "199"}
+# The servers under test run with a win-back offer configured (crm_adapter.retention),
+# and with the desk open around the clock so that handoff tests do not depend on
+# the hour CI runs at (out-of-hours callbacks are tested in tests/actions).
+RETENTION_OFFER_ENV = {"KEFU_RETENTION_COUPON_AMOUNT": "30", "KEFU_RETENTION_COUPON_MIN_SPEND": "199",
+                       "KEFU_DESK_HOURS": "00:00-24:00"}
 
 
 def _start_stack(var_dir: Path, crm_url: str, overrides: dict[str, str] | None = None) -> Stack:
