@@ -61,6 +61,16 @@ class WebChatOutput(SocketIOOutput):
     def name(cls) -> Text:
         return CHANNEL_NAME
 
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        """As Rasa's, plus the agent's display name on a desk agent's reply
+        (the bot event's metadata ``agent_name``), so the widget can show who is answering."""
+        agent = kwargs.get("agent_name")
+        if not isinstance(agent, str) or not agent:
+            await super().send_text_message(recipient_id, text, **kwargs)
+            return
+        for part in text.strip().split("\n\n"):
+            await self._send_message(recipient_id, {"text": part, "agent": agent[:32]})
+
 
 def _origins(value: Any) -> list[str]:
     """Allowed browser origins from credentials: a list, or a comma-separated string."""

@@ -149,7 +149,8 @@
     this.list = el("ol", "kefu-messages");
     this.list.setAttribute("aria-live", "polite");
     this.typing = el("div", "kefu-typing");
-    this.typing.appendChild(el("span", "kefu-typing-text", "小K正在输入"));
+    this.typingText = el("span", "kefu-typing-text", "小K正在输入");
+    this.typing.appendChild(this.typingText);
     this.typing.appendChild(el("span", "kefu-typing-dots"));
     this.typing.hidden = true;
 
@@ -227,6 +228,7 @@
           item.appendChild(el("div", "kefu-bubble", "[图片无法显示]"));
         }
       }
+      if (entry.agent) item.appendChild(el("div", "kefu-agent", "人工客服 " + entry.agent));
       if (entry.text) item.appendChild(el("div", "kefu-bubble", entry.text));
       var replies = Array.isArray(entry.quickReplies) ? entry.quickReplies : [];
       if (replies.length && index === entries.length - 1) {
@@ -251,7 +253,11 @@
     var self = this;
     clearTimeout(this.typingTimer);
     this.typing.hidden = !on;
-    if (on) this.typingTimer = setTimeout(function () { self.typing.hidden = true; }, 30000);
+    // With a human agent on the chat there is no instant answer to wait for:
+    // say who is answering, and do not pretend to type for long.
+    this.typingText.textContent = this.withAgent ? "人工客服正在处理" : "小K正在输入";
+    if (on) this.typingTimer = setTimeout(function () { self.typing.hidden = true; },
+                                          this.withAgent ? 5000 : 30000);
     this.scrollDown();
   };
 
@@ -335,6 +341,9 @@
     this.setTyping(false);
     var entry = {from: "bot"};
     if (typeof message.text === "string") entry.text = message.text;
+    // Agent replies from the desk carry the agent's display name (bot/channels/web.py).
+    if (typeof message.agent === "string" && message.agent) entry.agent = message.agent.slice(0, 32);
+    this.withAgent = !!entry.agent || (this.withAgent && !message.quick_replies && !message.buttons);
     var attachment = message.attachment;
     if (attachment && attachment.type === "image" && attachment.payload) entry.image = attachment.payload.src;
     var replies = message.quick_replies || message.buttons;
