@@ -256,6 +256,9 @@ class WeChatOutput(OutputChannel):
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         text = render_text(message)
+        agent = message.get("agent_name")
+        if text and isinstance(agent, str) and agent:  # a desk agent's reply: say who is writing
+            text = f"【人工客服 {agent[:32]}】{text}"
         if self.buttons is not None and message.get("buttons"):
             self.buttons.remember(recipient_id, [message])
         if text:
