@@ -113,9 +113,14 @@ class SentimentModel:
         normalized = [normalize(t) for t in texts]
         if not normalized:
             return []
-        probabilities = self.pipeline.predict_proba(normalized)[:, self._negative_column]
-        # Nothing to read (empty, only emoji or spaces) is never anger.
-        return [float(p) if text.strip() else 0.0 for p, text in zip(probabilities, normalized)]
+        features = self.pipeline.named_steps["tfidf"].transform(normalized)
+        probabilities = self.pipeline.named_steps["logreg"].predict_proba(features)
+        known = features.getnnz(axis=1)
+        # A message with no character the corpus knows (empty, only emoji or
+        # an unknown script) would get the intercept's probability, which says
+        # nothing about this message: call it not-anger.
+        return [float(p) if n else 0.0
+                for p, n in zip(probabilities[:, self._negative_column], known)]
 
     def predict(self, text: Optional[str]) -> Sentiment:
         score = self.scores([text])[0]
