@@ -40,11 +40,25 @@ def test_low_tier_customer_needs_two_angry_messages(stack, stack_crm: CRM) -> No
 
 def test_anonymous_customer_needs_two_angry_messages_in_a_row(anonymous: Chat,
                                                               stack_crm: CRM) -> None:
-    assert APOLOGY not in anonymous.say("你们就是一群骗子")
-    assert APOLOGY not in anonymous.say("请问怎么查物流")  # calm: the streak starts over
-    assert APOLOGY not in anonymous.say("什么破平台，气死了")
+    # Lines the intent model does not take for a complaint (which would start
+    # the complaint form, where this trigger waits for the submission).
+    replies = [anonymous.say("人呢？死哪去了？"), anonymous.say("你好"),  # calm: starts over
+               anonymous.say("别装死，回话！")]
+    assert not any(APOLOGY in r for r in replies), replies
     assert reasons(stack_crm, anonymous) == []
-    assert APOLOGY in anonymous.say("退钱！马上退钱！")
+    last = anonymous.say("我要疯了")
+    assert APOLOGY in last, replies + [last]
+    assert reasons(stack_crm, anonymous) == ["negative_sentiment"]
+
+
+def test_complaint_filed_in_anger_escalates_when_submitted(anonymous: Chat,
+                                                          stack_crm: CRM) -> None:
+    assert "哪方面" in anonymous.say("我要投诉")
+    anonymous.say("物流！烦死了")  # inside the form: no escalation yet
+    anonymous.say("你们这群骗子，快递丢了一个星期都没人管，气死我了")
+    assert reasons(stack_crm, anonymous) == []
+    reply = anonymous.say("13912345678")
+    assert "工单号 TS" in reply and APOLOGY in reply, reply
     assert reasons(stack_crm, anonymous) == ["negative_sentiment"]
 
 
