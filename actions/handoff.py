@@ -21,6 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import common
 from crm_adapter import servicedesk
+from crm_adapter.policy import escalation_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ class ActionEscalate(Action):
 
 
 class ActionHandleFallback(Action):
-    """First miss: ask to rephrase.  Second miss in a row: hand over to a person."""
+    """A miss: ask to rephrase.  Enough misses in a row for the customer's tier
+    (``KEFU_ESCALATE_AFTER_FALLBACKS``, two by default): hand over to a person."""
 
     def name(self) -> str:
         return "action_handle_fallback"
@@ -86,7 +88,8 @@ class ActionHandleFallback(Action):
                   domain: dict[str, Any]) -> list[EventType]:
         # The message is reverted (as Rasa's own fallback does) so the dialogue
         # continues from where it was, e.g. inside a form, instead of looping.
-        if _previous_user_turn_was_fallback(tracker):
+        threshold = escalation_threshold("fallback", tracker.get_slot("customer_tier"))
+        if consecutive_fallbacks(tracker) >= threshold:
             dispatcher.utter_message(response="utter_fallback_escalate")
             return await escalate(dispatcher, tracker, reason="repeated_fallback") + [
                 UserUtteranceReverted()]
@@ -109,21 +112,25 @@ class ActionHandoffResolved(Action):
                 SlotSet("csat_escalation_id", str(escalation_id) if escalation_id else None)]
 
 
-def _previous_user_turn_was_fallback(tracker: Tracker) -> bool:
-    """Whether the user message before the latest one also ended in a fallback."""
-    user_turns = [e for e in tracker.events if e.get("event") == "user"]
-    if len(user_turns) < 2:
-        return False
-    previous = user_turns[-2]
-    intent = ((previous.get("parse_data") or {}).get("intent") or {}).get("name")
-    if intent == "nlu_fallback":
-        return True
-    # A core fallback (policy unsure) shows up as our action after that turn.
-    index = tracker.events.index(previous)
-    later = tracker.events[index + 1:]
-    for event in later:
-        if event.get("event") == "user":
+def consecutive_fallbacks(tracker: Tracker) -> int:
+    """User turns in a row, ending with the latest, that ended in a fallback.
+
+    The latest turn counts (this action runs because of it).  An earlier turn
+    counts when NLU said ``nlu_fallback`` or when this action ran after it (a
+    core fallback: the policy was unsure).  Counting stops at the session start.
+    """
+    count = 0
+    followed_by_fallback = True  # the latest turn: we are handling its fallback
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "session_started" or (kind == "action" and event.get("name") == "action_session_start"):
             break
-        if event.get("event") == "action" and event.get("name") == "action_handle_fallback":
-            return True
-    return False
+        if kind == "action" and event.get("name") == "action_handle_fallback":
+            followed_by_fallback = True
+        elif kind == "user":
+            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            if not (followed_by_fallback or intent == "nlu_fallback"):
+                break
+            count += 1
+            followed_by_fallback = False
+    return max(count, 1)

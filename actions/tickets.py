@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import common, handoff
+from actions import common, handoff, upset
 from actions.forms import VerifiedFlowAction, VerifiedFormValidation
 from crm_adapter import errors, validation
 
@@ -212,6 +212,12 @@ class ActionSubmitComplaint(Action):
         if complaint.severity == "high":
             dispatcher.utter_message(response="utter_complaint_escalated")
             events += await handoff.escalate(dispatcher, tracker, reason="high_severity_complaint",
+                                             complaint_ticket=complaint.ticket_number)
+        elif not tracker.get_slot("escalation_id") and upset.upset_enough(tracker):
+            # The upset policy stays quiet inside the form; the customer's
+            # anger while filing it is acted on here, with the ticket attached.
+            dispatcher.utter_message(response="utter_escalate_upset")
+            events += await handoff.escalate(dispatcher, tracker, reason=upset.REASON,
                                              complaint_ticket=complaint.ticket_number)
         return events
 

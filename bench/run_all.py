@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import nlu_eval, rest_load
+from bench import nlu_eval, rest_load, sentiment_eval
 
 
 def main() -> int:
     sys.argv = [sys.argv[0]]
     rest_load.main()
     nlu_eval.main()
+    sentiment_eval.main()
     return 0
 
 

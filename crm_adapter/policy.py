@@ -11,10 +11,14 @@ what the customer means by "15 天内".
 """
 from __future__ import annotations
 
+import logging
+import os
 from datetime import date, datetime, timedelta, timezone
-from typing import Optional
+from typing import Mapping, Optional
 
 from .views import CHINA_TZ
+
+logger = logging.getLogger(__name__)
 
 RETURN_WINDOW_DAYS = 15
 CANCELLABLE_STATUSES = ("pending_payment", "paid")
@@ -124,3 +128,73 @@ def escalation_priority(tier: Optional[str], reason: str, complaint_severity: Op
 
 def coupon_expiring_soon(expires_at: datetime, now: datetime) -> bool:
     return expires_at - now <= COUPON_EXPIRING_SOON
+
+
+# --- escalation thresholds per value tier ------------------------------------
+# Core customers reach a person sooner.  Each kind of trigger has a default
+# map that an environment variable may override ("core:1,potential:2,...");
+# tiers missing from the variable keep their default.  Read at call time, so
+# a changed variable takes effect without a restart of anything that
+# re-reads it.
+
+ESCALATION_TIERS = ("core", "potential", "low", "unknown")
+ESCALATION_THRESHOLDS: dict[str, tuple[str, dict[str, int]]] = {
+    # kind: (environment variable, default per tier)
+    "upset": ("KEFU_ESCALATE_UPSET_TURNS",
+              {"core": 1, "potential": 2, "low": 2, "unknown": 2}),
+    "fallback": ("KEFU_ESCALATE_AFTER_FALLBACKS",
+                 {"core": 2, "potential": 2, "low": 2, "unknown": 2}),
+}
+MAX_ESCALATION_THRESHOLD = 20
+
+
+def parse_tier_map(text: str, defaults: dict[str, int]) -> tuple[dict[str, int], list[str]]:
+    """Parse ``tier:count,...`` over ``defaults``; return the map and the problems.
+
+    A bad entry (unknown tier, not a whole number, outside 1..20) is skipped
+    and reported, so one typo cannot switch a trigger off or make it fire on
+    every message.
+    """
+    result = dict(defaults)
+    problems: list[str] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        tier, sep, value = (piece.strip() for piece in entry.partition(":"))
+        if not sep or tier not in defaults:
+            problems.append(f"unknown tier in {entry!r}")
+            continue
+        try:
+            count = int(value)
+        except ValueError:
+            problems.append(f"not a whole number in {entry!r}")
+            continue
+        if not 1 <= count <= MAX_ESCALATION_THRESHOLD:
+            problems.append(f"out of range 1..{MAX_ESCALATION_THRESHOLD} in {entry!r}")
+            continue
+        result[tier] = count
+    return result, problems
+
+
+def escalation_threshold(kind: str, tier: Optional[str],
+                         environ: Optional[Mapping[str, str]] = None) -> int:
+    """How many triggering turns in a row hand a customer of ``tier`` to a person.
+
+    ``kind`` is ``upset`` (strongly negative messages) or ``fallback`` (turns
+    the bot did not understand); an empty or unknown tier counts as
+    ``unknown``.  Bad entries in the environment variable are logged (once
+    per distinct value) and their tiers keep the default.
+    """
+    if kind not in ESCALATION_THRESHOLDS:
+        raise ValueError(f"unknown escalation kind {kind!r}")
+    variable, defaults = ESCALATION_THRESHOLDS[kind]
+    raw = (os.environ if environ is None else environ).get(variable, "")
+    thresholds, problems = parse_tier_map(raw, defaults)
+    if problems and (variable, raw) not in _warned:
+        _warned.add((variable, raw))
+        logger.warning("%s: ignoring %s; using defaults for those tiers",
+                       variable, "; ".join(problems))
+    return thresholds[tier if tier in ESCALATION_TIERS else "unknown"]
+
+
+_warned: set[tuple[str, str]] = set()

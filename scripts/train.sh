@@ -15,8 +15,20 @@ export PYTHONPATH=$PWD
 
 $PY -m bot.nlu.build_spacy --out models/spacy_zh
 
+# The sentiment classifier (bot/nlu/sentiment.py) is loaded from its folder
+# when Rasa starts, like models/spacy_zh, so it is rebuilt on its own inputs.
+sentiment_stamp=models/sentiment/.inputs.sha256
+sentiment_hash=$( (find bot/nlu/sentiment_corpus -type f -print0 | sort -z | xargs -0 sha256sum;
+                   sha256sum bot/nlu/sentiment.py bot/nlu/sentiment_model.py bot/nlu/textnorm.py requirements.lock) \
+                 | sha256sum | cut -c1-32)
+if [ ! -f models/sentiment/sentiment.joblib ] || [ "$(cat "$sentiment_stamp" 2>/dev/null)" != "$sentiment_hash" ]; then
+  $PY -m bot.nlu.sentiment --out models/sentiment
+  echo "$sentiment_hash" > "$sentiment_stamp"
+fi
+
 stamp=models/.train-stamp
-hash=$( (find data bot/nlu -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) -print0 | sort -z | xargs -0 sha256sum;
+# (The sentiment corpus has its own stamp above: the Rasa model does not contain it.)
+hash=$( (find data bot/nlu -path bot/nlu/sentiment_corpus -prune -o -type f \( -name '*.yml' -o -name '*.txt' -o -name '*.py' \) -print0 | sort -z | xargs -0 sha256sum;
          sha256sum domain.yml config.yml requirements.lock;
          cat models/spacy_zh/inputs.sha256 2>/dev/null || true) | sha256sum | cut -c1-32)
 

@@ -1,0 +1,1 @@
+"""Kefu's own dialogue policies (Rasa ``Policy`` subclasses), listed in config.yml."""
