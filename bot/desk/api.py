@@ -34,6 +34,10 @@ MSG_BAD_ID = "会话编号不正确。"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=serialize.dumps)
+
+
 def guarded(handler: Handler) -> Handler:
     """The CRM's and Rasa's refusals as JSON errors with their Chinese message."""
     async def wrapper(request: web.Request) -> web.StreamResponse:
@@ -93,21 +97,21 @@ def _desk(request: web.Request) -> ServiceDesk:
 
 
 def _outcome(outcome: flows.Outcome) -> web.Response:
-    return web.json_response({"ok": True, "conversation": serialize.conversation(outcome.conversation),
+    return json_response({"ok": True, "conversation": serialize.conversation(outcome.conversation),
                               "warning": outcome.warning})
 
 
 @guarded
 async def me(request: web.Request) -> web.Response:
     session = session_of(request)
-    return web.json_response({**serialize.staff(session.staff), "csrf_token": session.csrf_token,
+    return json_response({**serialize.staff(session.staff), "csrf_token": session.csrf_token,
                               "is_manager": session.staff.is_manager})
 
 
 @guarded
 async def queue(request: web.Request) -> web.Response:
     chats = await asyncio.to_thread(_desk(request).conversations)
-    return web.json_response({"conversations": [serialize.conversation(c) for c in chats],
+    return json_response({"conversations": [serialize.conversation(c) for c in chats],
                               "me": session_of(request).staff.username})
 
 
@@ -124,7 +128,7 @@ async def conversation(request: web.Request) -> web.Response:
         log.warning("transcript of escalation %s unavailable: %s", eid, exc.detail)
         turns, transcript_error = [], "聊天记录暂时无法读取：机器人服务暂时不可用。"
     panel = await asyncio.to_thread(customer360.panel, request.app[CRM_KEY], chat.customer_id, chat.customer_name)
-    return web.json_response({
+    return json_response({
         "conversation": serialize.conversation(chat), "turns": turns, "transcript_error": transcript_error,
         "timeline": [serialize.timeline_event(e) for e in timeline], "customer": panel})
 
@@ -147,7 +151,7 @@ async def note(request: web.Request) -> web.Response:
     eid, data = escalation_id(request), await body(request)
     event = await asyncio.to_thread(_desk(request).add_note, eid, session_of(request).staff.username,
                                     field(data, "text"))
-    return web.json_response({"ok": True, "note": serialize.timeline_event(event)})
+    return json_response({"ok": True, "note": serialize.timeline_event(event)})
 
 
 @guarded
@@ -156,7 +160,7 @@ async def transfer(request: web.Request) -> web.Response:
     staff = session_of(request).staff
     chat = await asyncio.to_thread(_desk(request).transfer, eid, staff.username, field(data, "to"),
                                    field(data, "note", required=False) or None, staff.is_manager)
-    return web.json_response({"ok": True, "conversation": serialize.conversation(chat)})
+    return json_response({"ok": True, "conversation": serialize.conversation(chat)})
 
 
 @guarded
@@ -170,7 +174,7 @@ async def resolve(request: web.Request) -> web.Response:
 @guarded
 async def staff_list(request: web.Request) -> web.Response:
     people = await asyncio.to_thread(_desk(request).list_staff)
-    return web.json_response({"staff": [serialize.staff(s) for s in people if s.active]})
+    return json_response({"staff": [serialize.staff(s) for s in people if s.active]})
 
 
 @guarded
@@ -178,13 +182,13 @@ async def set_status(request: web.Request) -> web.Response:
     data = await body(request)
     view = await asyncio.to_thread(_desk(request).set_status, session_of(request).staff.username,
                                    field(data, "status"))
-    return web.json_response({"ok": True, "staff": serialize.staff(view)})
+    return json_response({"ok": True, "staff": serialize.staff(view)})
 
 
 @guarded
 async def canned(request: web.Request) -> web.Response:
     replies = await asyncio.to_thread(_desk(request).canned_replies)
-    return web.json_response({"canned": [serialize.canned(c) for c in replies]})
+    return json_response({"canned": [serialize.canned(c) for c in replies]})
 
 
 # -- managers ---------------------------------------------------------------
@@ -195,7 +199,7 @@ async def overview(request: web.Request) -> web.Response:
     stats = await asyncio.to_thread(desk.stats)
     people = await asyncio.to_thread(desk.list_staff)
     chats = await asyncio.to_thread(desk.conversations)
-    return web.json_response({
+    return json_response({
         "stats": stats.__dict__, "staff": [serialize.staff(s) for s in people],
         "conversations": [serialize.conversation(c) for c in chats]})
 
@@ -219,7 +223,7 @@ async def save_canned(request: web.Request) -> web.Response:
     data = await body(request)
     saved = await asyncio.to_thread(_desk(request).save_canned_reply, field(data, "code"), field(data, "title"),
                                     field(data, "body"))
-    return web.json_response({"ok": True, "canned": serialize.canned(saved)})
+    return json_response({"ok": True, "canned": serialize.canned(saved)})
 
 
 def routes(app: web.Application) -> None:

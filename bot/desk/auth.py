@@ -159,4 +159,6 @@ def routes(app: web.Application) -> None:
 
 
 def json_error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
+    from .serialize import dumps
+
+    return web.json_response({"error": message, **extra}, status=status, dumps=dumps)

@@ -1,6 +1,7 @@
 """Desk records as JSON for the pages' scripts (times as ISO 8601 with offset)."""
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -28,3 +29,9 @@ def timeline_event(e: TimelineEvent) -> dict[str, Any]:
 
 def canned(c: CannedReply) -> dict[str, str]:
     return {"code": c.code, "title": c.title, "body": c.body}
+
+
+def dumps(value: Any) -> str:
+    """JSON with <, > and & escaped, so no browser could ever read customer text in it as markup."""
+    return (json.dumps(value, ensure_ascii=False)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))

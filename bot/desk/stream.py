@@ -7,7 +7,7 @@ feed); EventSource reconnects by itself and the page then re-fetches.
 from __future__ import annotations
 
 import asyncio
-import json
+
 import logging
 from typing import Any, Optional
 
@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .api import HUB_KEY
 from .auth import DESK_KEY, session_of
+from .serialize import dumps
 
 log = logging.getLogger("kefu.desk.stream")
 
@@ -22,7 +23,7 @@ KEEPALIVE_S = 15.0
 
 
 def _frame(event: dict[str, Any]) -> bytes:
-    data = json.dumps(event, ensure_ascii=False)
+    data = dumps(event)
     return f"event: {event.get('type', 'message')}\ndata: {data}\n\n".encode()
 
 
