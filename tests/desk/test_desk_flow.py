@@ -131,7 +131,8 @@ def test_queued_customer_hears_their_place(stack, make_agent):
         return [e for e in _bot_events(chat) if e.get("text", "").startswith(prefix)]
 
     told = wait_until(notice, timeout=15)
-    assert told[-1]["metadata"] == {"desk": "queue_notice"}  # the desk's voice, not an agent's
+    metadata = told[-1]["metadata"]
+    assert metadata["desk"] == "queue_notice" and "agent" not in metadata  # the desk's voice, not an agent's
     assert "前面还有" in told[-1]["text"] and "分钟" in told[-1]["text"]
 
 
@@ -223,3 +224,29 @@ def test_reply_refused_when_rasa_is_unreachable(stack, stack_desk, desk_without_
     assert stack_desk.conversation(view.id).status == "open"
     page = client.get(f"/desk/c/{view.id}")
     assert page.status_code == 200 and "机器人服务暂时不可用" in page.text
+
+
+def test_manager_assigns_a_queued_chat_and_manages_canned_replies(stack, make_agent, stack_desk):
+    manager = make_agent("manager", name="陈主管")
+    agent = make_agent("agent", name="孙小美")
+    chat, escalation_id = _escalate(stack, manager)
+    assigned = manager.post("/desk/api/manager/assign", {"escalation_id": str(escalation_id), "to": agent.username})
+    assert assigned.status_code == 200, assigned.text
+    assert stack_desk.conversation(escalation_id).assigned_to == agent.username
+    assert chat.tracker()["paused"] is True
+    assert _bot_events(chat)[-1]["text"] == "您好，我是客服孙小美，很高兴为您服务。"
+    assert agent.act(escalation_id, "reply", {"text": "您好"}).status_code == 200
+    again = manager.post("/desk/api/manager/assign", {"escalation_id": str(escalation_id), "to": agent.username})
+    assert again.status_code == 409
+
+    code = "/r" + uuid.uuid4().hex[:6]
+    saved = manager.post("/desk/api/manager/canned", {"code": code, "title": "退款", "body": "退款1-3个工作日到账。"})
+    assert saved.status_code == 200
+    edited = manager.post("/desk/api/manager/canned", {"code": code, "title": "退款", "body": "退款已受理。"})
+    assert edited.status_code == 200
+    assert {"code": code, "title": "退款", "body": "退款已受理。"} in agent.get("/desk/api/canned").json()["canned"]
+    bad = manager.post("/desk/api/manager/canned", {"code": "有 空格", "title": "x", "body": "y"})
+    assert bad.status_code == 400 and "空格" in bad.json()["error"]
+    # Manager resolves someone else's chat (allowed for managers).
+    assert manager.act(escalation_id, "resolve").status_code == 200
+    assert chat.tracker()["paused"] is False
