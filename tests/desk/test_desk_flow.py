@@ -181,11 +181,10 @@ def test_desk_restart_keeps_sessions_and_queue(stack, make_agent, stack_desk):
     assert client.act(view.id, "note", {"text": "重启后仍可操作"}).status_code == 200
 
 
-@pytest.fixture()
-def desk_without_rasa(stack, tmp_path):
-    """A second desk process on the same CRM whose Rasa URL answers nobody."""
+def _second_desk(stack, tmp_path, **env_extra: str):
+    """Another desk process on the stack's CRM and Rasa, with its own settings."""
     port = free_port()
-    env = {**stack.settings.child_env(), "KEFU_RASA_URL": f"http://127.0.0.1:{free_port()}"}
+    env = {**stack.settings.child_env(), **env_extra}
     log = open(tmp_path / "desk.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "bot.desk.server", "--host", "127.0.0.1", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -197,6 +196,17 @@ def desk_without_rasa(stack, tmp_path):
         proc.terminate()
         proc.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture()
+def desk_without_rasa(stack, tmp_path):
+    """A second desk process on the same CRM whose Rasa URL answers nobody."""
+    yield from _second_desk(stack, tmp_path, KEFU_RASA_URL=f"http://127.0.0.1:{free_port()}")
+
+
+@pytest.fixture()
+def desk_auto_assigning(stack, tmp_path):
+    yield from _second_desk(stack, tmp_path, KEFU_DESK_AUTO_ASSIGN="1")
 
 
 def _up(base: str) -> bool:
@@ -250,3 +260,20 @@ def test_manager_assigns_a_queued_chat_and_manages_canned_replies(stack, make_ag
     # Manager resolves someone else's chat (allowed for managers).
     assert manager.act(escalation_id, "resolve").status_code == 200
     assert chat.tracker()["paused"] is False
+
+
+def test_auto_assignment_pauses_and_greets(stack, stack_desk, desk_auto_assigning):
+    username = new_username()
+    stack_desk.create_staff(username, "钱客服", "agent", PASSWORD, max_open=50)
+    client = DeskClient(desk_auto_assigning)
+    assert client.login(username).status_code == 302  # signed in: online and present
+    chat = Chat(stack)
+    chat.say("我要转人工")
+    escalation = wait_until(lambda: stack_desk.active_for("rest", chat.sender), timeout=10)
+    assigned = wait_until(lambda: stack_desk.conversation(escalation.id).assigned_to, timeout=20)
+    agent = next(s for s in stack_desk.list_staff() if s.username == assigned)
+    greeting = f"您好，我是客服{agent.display_name}，很高兴为您服务。"
+    wait_until(lambda: any(e.get("text") == greeting and e["metadata"].get("agent") == assigned
+                           for e in _bot_events(chat)), timeout=10)
+    assert chat.tracker()["paused"] is True
+    assert any(e.kind == "assigned" and e.actor == "system" for e in stack_desk.timeline(escalation.id))
