@@ -59,7 +59,7 @@ def panel(crm: CRM, customer_id: Optional[int], customer_name: Optional[str]) ->
             "last_order_at": _time(profile.last_order_at)},
         "orders": None if orders is None else [
             {"order_number": o.order_number, "status_label": o.status_label, "total": o.total,
-             "created_at": _time(o.created_at), "items": "、".join(f"{i.name}×{i.quantity}" for i in o.items)} for o in orders],
+             "created_at": _time(o.created_at), "products": "、".join(f"{i.name}×{i.quantity}" for i in o.items)} for o in orders],
         "complaints": None if complaints is None else [
             {"ticket_number": c.ticket_number, "category_label": c.category_label,
              "severity_label": c.severity_label, "status_label": c.status_label,

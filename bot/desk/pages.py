@@ -89,11 +89,16 @@ async def health(request: web.Request) -> web.Response:
 
 def routes(app: web.Application) -> None:
     app.router.add_get("/desk/health", health)
+    app.router.add_get("/favicon.ico", lambda r: _no_icon())
     app.router.add_get("/desk/", desk_page)
     app.router.add_get("/desk", lambda r: _redirect())
     app.router.add_get("/desk/c/{id}", conversation_page)
     app.router.add_get("/desk/manager", manager_page)
     app.router.add_static("/desk/static/", HERE / "static", show_index=False, follow_symlinks=False)
+
+
+async def _no_icon() -> web.Response:
+    return web.Response(status=204)
 
 
 async def _redirect() -> web.Response:

@@ -155,7 +155,10 @@ def test_customer_panel_for_a_known_customer(stack, make_agent, stack_desk):
     assert panel["known"] is True and panel["profile"]["tier_label"]
     assert panel["orders"] is not None and panel["consents"]
     page = client.get(f"/desk/c/{view.id}").text
-    assert 'id="cust-tier"' in page and "未识别客户" not in page.split('id="customer-panel"')[1]
+    side = page.split('data-testid="customer-panel"')[1]
+    assert 'id="cust-tier"' in side and "未识别客户" not in side
+    assert "built-in method" not in side and "×" in side  # order lines name their products
+    assert all(o["products"] for o in panel["orders"])
 
 
 def test_anonymous_customer_panel(stack, make_agent, stack_desk):
