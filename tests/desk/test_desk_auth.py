@@ -2,7 +2,6 @@
 and the admin command line — against the running desk process."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid

@@ -3,7 +3,6 @@ resolve — the real desk process against the real Rasa server, action server
 and CRM of the test stack."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
