@@ -137,8 +137,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     except CRMUnavailable:
         return render(request, "login.html", {"error": MSG_DB_DOWN, "username": username}, status=503)
     log.info("staff %s signed in", session.staff.id)
-    response = web.HTTPFound("/desk/manager" if session.staff.is_manager and form.get("to") == "manager"
-                             else "/desk/")
+    response = web.HTTPFound("/desk/")
     set_session_cookie(response, token, request.app[COOKIE_SECURE_KEY])
     raise response
 
