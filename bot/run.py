@@ -1,5 +1,5 @@
-"""Process supervisor: the action server, the Rasa server and the website
-widget server, started together and stopped together.
+"""Process supervisor: the action server, the Rasa server, the website
+widget server and the agent desk, started together and stopped together.
 
 `make run` calls this.  It waits until both answer, prints where to talk to
 the bot, and on Ctrl-C (or SIGTERM) stops both cleanly.  `--shell` opens
@@ -33,6 +33,7 @@ class Stack:
         self.settings = settings
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen] = []
+        self.named: dict[str, subprocess.Popen] = {}
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         out = None
@@ -42,19 +43,42 @@ class Stack:
         proc = subprocess.Popen(args, cwd=ROOT, env=self.settings.child_env(),
                                 stdout=out, stderr=subprocess.STDOUT if out else None)
         self.procs.append(proc)
+        self.named[name] = proc
         return proc
 
-    def start(self, timeout: float = 180.0) -> None:
+    def _commands(self) -> dict[str, list[str]]:
         s = self.settings
-        bin_dir = Path(sys.executable).parent
-        self._spawn("actions", [str(bin_dir / "python"), "-m", "rasa_sdk", "--actions", "actions",
-                                "--port", str(s.action_port)])
-        self._spawn("rasa", [str(bin_dir / "python"), "-m", "bot.rasa_server", "run", "--enable-api",
-                             "--auth-token", s.rasa_token, "-i", s.host, "-p", str(s.rasa_port),
-                             "--model", str(s.model_path), "--endpoints", "endpoints.yml",
-                             "--credentials", "credentials.yml", "--cors", "http://127.0.0.1"])
-        self._spawn("web", [str(bin_dir / "python"), "-m", "bot.web.server", "--host", s.host,
-                            "--port", str(s.web_port), "--socket-url", s.rasa_url])
+        python = str(Path(sys.executable).parent / "python")
+        return {
+            "actions": [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(s.action_port)],
+            "rasa": [python, "-m", "bot.rasa_server", "run", "--enable-api", "--auth-token", s.rasa_token,
+                     "-i", s.host, "-p", str(s.rasa_port), "--model", str(s.model_path),
+                     "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+                     "--cors", "http://127.0.0.1"],
+            "web": [python, "-m", "bot.web.server", "--host", s.host, "--port", str(s.web_port),
+                    "--socket-url", s.rasa_url],
+            "desk": [python, "-m", "bot.desk.server", "--host", s.host, "--port", str(s.desk_port)],
+        }
+
+    def start(self, timeout: float = 180.0) -> None:
+        for name, args in self._commands().items():
+            self._spawn(name, args)
+        self.wait_ready(timeout)
+
+    def stop_process(self, name: str) -> None:
+        """Stop one process (tests of what survives a restart); `start_process` brings it back."""
+        proc = self.named.pop(name)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.remove(proc)
+
+    def start_process(self, name: str, timeout: float = 60.0) -> None:
+        self._spawn(name, self._commands()[name])
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
@@ -64,6 +88,7 @@ class Stack:
             "action server": f"http://{s.host}:{s.action_port}/health",
             "rasa server": f"{s.rasa_url}/status?token={s.rasa_token}",
             "web server": f"{s.web_url}/health",
+            "desk": f"{s.desk_url}/desk/health",
         }
         pending = dict(checks)
         while pending:
@@ -93,6 +118,7 @@ class Stack:
                 proc.kill()
                 proc.wait()
         self.procs.clear()
+        self.named.clear()
 
     def __enter__(self) -> "Stack":
         self.start()
@@ -122,7 +148,7 @@ def isolated_stack(var_dir: Path, crm_url: str,
         "KEFU_WECHAT_TOKEN": "", "KEFU_WEB_SECRET": "", "KEFU_WEB_ORIGINS": "",
         **(overrides or {}),
         "KEFU_RASA_PORT": str(free_port()), "KEFU_ACTION_PORT": str(free_port()),
-        "KEFU_WEB_PORT": str(free_port()),
+        "KEFU_WEB_PORT": str(free_port()), "KEFU_DESK_PORT": str(free_port()),
         "KEFU_RASA_TOKEN": secrets.token_hex(16), "KEFU_CRM_URL": crm_url,
         "KEFU_TRACKER_DB": str(var_dir / "tracker.sqlite3"),
         "KEFU_EVENTS_DB": str(var_dir / "events.sqlite3"),
@@ -139,6 +165,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not settings.model_path.exists():
         print(f"No model at {settings.model_path}; run `make model` first.", file=sys.stderr)
         return 1
+    desk_password_file = _ensure_desk_admin(settings)
     stack = Stack(settings, log_dir=None if not args.shell else ROOT / "var" / "logs")
     stopping = False
 
@@ -161,6 +188,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"  REST:   POST {settings.rasa_url}/webhooks/rest/webhook "
             '{"sender": "demo-zhangwei", "message": "我的订单到哪了"}\n'
             f"  API:    {settings.rasa_url} (token in var/rasa_token or $KEFU_RASA_TOKEN)\n"
+            f"  Desk:   {settings.desk_url}/desk/  (agents and managers; "
+            + (f"first login admin, password in {desk_password_file}"
+               if desk_password_file else "accounts: python -m bot.desk.admin list")
+            + ")\n"
             "  Demo customers: sender demo-zhangwei (张伟), demo-lina (李娜); anyone else is\n"
             "  anonymous and verifies with order 260101000021 + last four digits 1111.\n"
             "Press Ctrl-C to stop.\n", flush=True)
@@ -173,6 +204,29 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     finally:
         stack.stop()
+
+
+def _ensure_desk_admin(settings: Settings) -> Optional[Path]:
+    """A first `admin` desk account when there is none (its password file is returned).
+
+    Also names the password file on later starts while it is still there, so
+    the banner keeps saying where the first password is until it is removed.
+    """
+    from bot.desk.admin import ADMIN_PASSWORD_FILE, ensure_admin
+    from crm_adapter import CRM
+    from crm_adapter.errors import CRMError
+
+    var_dir = Path(settings_mod.VAR)
+    crm = CRM(settings.crm_url)
+    try:
+        created = ensure_admin(crm, var_dir)
+    except CRMError as exc:
+        logger.warning("could not check the desk accounts: %s", type(exc).__name__)
+        return None
+    finally:
+        crm.dispose()
+    existing = var_dir / ADMIN_PASSWORD_FILE
+    return created or (existing if existing.exists() else None)
 
 
 def _shell(settings: Settings) -> int:

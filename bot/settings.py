@@ -38,6 +38,14 @@ class Settings:
     web_secret: str = ""
     web_origins: str = ""
     web_leeway: str = "30"
+    # The agent desk (bot.desk.server).
+    desk_port: int = 8090
+    desk_auto_assign: str = ""
+    desk_cookie_secure: str = ""
+
+    @property
+    def desk_url(self) -> str:
+        return f"http://{self.host}:{self.desk_port}"
 
     @property
     def web_url(self) -> str:
@@ -58,7 +66,7 @@ class Settings:
         return f"http://{self.host}:{self.rasa_port}"
 
     def child_env(self) -> dict[str, str]:
-        """Environment for the Rasa and action-server processes (endpoints.yml reads it)."""
+        """Environment for the Rasa, action-server, widget and desk processes (endpoints.yml reads it)."""
         env = dict(os.environ)
         env.update({
             "PYTHONPATH": str(ROOT),
@@ -81,6 +89,9 @@ class Settings:
             "KEFU_WEB_ALLOWED_ORIGINS": self.web_allowed_origins,
             "KEFU_WEB_LEEWAY": self.web_leeway,
             "KEFU_RASA_URL": self.rasa_url,
+            "KEFU_DESK_PORT": str(self.desk_port),
+            "KEFU_DESK_AUTO_ASSIGN": self.desk_auto_assign,
+            "KEFU_DESK_COOKIE_SECURE": self.desk_cookie_secure,
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             # Rasa's telemetry and error reports would call outside hosts.
             "RASA_TELEMETRY_ENABLED": "false",
@@ -113,6 +124,9 @@ def load(var_dir: Path | None = None, overrides: dict[str, str] | None = None) -
         web_secret=env.get("KEFU_WEB_SECRET", ""),
         web_origins=env.get("KEFU_WEB_ORIGINS", ""),
         web_leeway=env.get("KEFU_WEB_LEEWAY") or "30",
+        desk_port=int(env.get("KEFU_DESK_PORT") or "8090"),
+        desk_auto_assign=env.get("KEFU_DESK_AUTO_ASSIGN", ""),
+        desk_cookie_secure=env.get("KEFU_DESK_COOKIE_SECURE", ""),
     )
 
 
