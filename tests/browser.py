@@ -11,13 +11,14 @@ Test modules import the fixtures: ``from tests.browser import chromium, browser_
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Route, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Route, expect, sync_playwright
 
 from bot.settings import ROOT
 
@@ -83,3 +84,23 @@ def browser_factory(chromium: Path, tmp_path: Path) -> Iterator:
         yield make
         for context in contexts:
             context.close()
+
+
+# --- the chat widget (bot/web/static/kefu-widget.js) ---------------------------------
+
+def messages(page: Page):
+    return page.locator(".kefu-messages")
+
+
+def send(page: Page, text: str) -> None:
+    page.locator(".kefu-input").fill(text)
+    page.locator(".kefu-input").press("Enter")
+
+
+def expect_reply(page: Page, pattern: str) -> None:
+    expect(page.locator(".kefu-bot .kefu-bubble").last).to_contain_text(re.compile(pattern),
+                                                                        timeout=REPLY_TIMEOUT_MS)
+
+
+def session_id(page: Page) -> str:
+    return page.evaluate("() => window.kefuWidget.sessionId")

@@ -205,6 +205,8 @@ class Feed:
             if sender not in self.active or data.get("event") not in ("user", "bot"):
                 continue
             turn = turn_from_event(data)
+            if data["event"] == "user" and turn is None:
+                continue  # a triggered intent (EXTERNAL_*), not the customer writing
             if data["event"] == "user":
                 channel = str(data.get("input_channel") or "")
                 conversation, notice = await asyncio.to_thread(self.desk.customer_wrote, channel, sender)

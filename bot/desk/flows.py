@@ -18,6 +18,7 @@ log = logging.getLogger("kefu.desk.flows")
 
 GREETING = "您好，我是客服{display_name}，很高兴为您服务。"
 QUEUE_NOTICE = "您正在排队等待人工客服，前面还有{ahead}位，预计等待约{minutes}分钟。"
+QUEUE_NEXT = "您正在排队等待人工客服，您是下一位，预计等待约{minutes}分钟。"
 MSG_HANDBACK_FAILED = "会话已结束，但机器人未能发出满意度邀请（机器人服务暂时不可用）。"
 
 
@@ -105,7 +106,8 @@ async def tell_queue_place(desk: ServiceDesk, rasa: RasaClient, escalation_id: i
     place = await asyncio.to_thread(desk.queue_place, escalation_id)
     if place.status != "pending":
         return
-    text = QUEUE_NOTICE.format(ahead=place.ahead, minutes=place.expected_wait_minutes)
+    text = (QUEUE_NOTICE.format(ahead=place.ahead, minutes=place.expected_wait_minutes) if place.ahead
+            else QUEUE_NEXT.format(minutes=place.expected_wait_minutes))
     try:
         await rasa.say(sender, text, system="queue_notice")
     except RasaUnavailable as exc:

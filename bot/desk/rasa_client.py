@@ -54,6 +54,8 @@ def turn_from_event(event: dict[str, Any]) -> Optional[Turn]:
     if kind not in ("user", "bot"):
         return None
     text = event.get("text")
+    if kind == "user" and isinstance(text, str) and text.startswith("EXTERNAL: "):
+        return None  # an intent the desk or scheduler triggered, not the customer's words
     if not isinstance(text, str) or not text:
         data = event.get("data") or {}
         if kind == "bot" and isinstance(data, dict) and data.get("buttons"):
@@ -104,7 +106,8 @@ class RasaClient:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RasaUnavailable(type(exc).__name__) from exc
 
-    async def _append(self, sender: str, event: dict[str, Any], deliver: bool = False) -> dict[str, Any]:
+    async def _append(self, sender: str, event: Any, deliver: bool = False) -> dict[str, Any]:
+        """POST one event (a dict) or several (a list) to the tracker."""
         params = {"output_channel": "latest", "execute_side_effects": "true"} if deliver else {}
         return await self._call("POST", self._url(sender, "tracker/events"), params, event)
 
@@ -113,7 +116,13 @@ class RasaClient:
         await self._append(sender, {"event": "pause"})
 
     async def resume(self, sender: str) -> None:
-        await self._append(sender, {"event": "resume"})
+        """Let the bot predict again, from a listening state.
+
+        The escalating action paused the conversation before Rasa logged
+        ``action_listen``; without one the next message (or the hand-back
+        intent) would not match any rule, which all start after listening.
+        """
+        await self._append(sender, [{"event": "resume"}, {"event": "action", "name": "action_listen"}])
 
     async def say(self, sender: str, text: str, agent_username: Optional[str] = None,
                   agent_name: Optional[str] = None, system: Optional[str] = None) -> None:

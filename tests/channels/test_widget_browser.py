@@ -8,25 +8,8 @@ import requests
 from playwright.sync_api import Page, expect
 
 from bot.run import Stack
-from tests.browser import ARTIFACTS, REPLY_TIMEOUT_MS, browser_factory, chromium  # noqa: F401 (fixtures)
-
-
-def messages(page: Page):
-    return page.locator(".kefu-messages")
-
-
-def send(page: Page, text: str) -> None:
-    page.locator(".kefu-input").fill(text)
-    page.locator(".kefu-input").press("Enter")
-
-
-def expect_reply(page: Page, pattern: str) -> None:
-    expect(page.locator(".kefu-bot .kefu-bubble").last).to_contain_text(re.compile(pattern),
-                                                                        timeout=REPLY_TIMEOUT_MS)
-
-
-def session_id(page: Page) -> str:
-    return page.evaluate("() => window.kefuWidget.sessionId")
+from tests.browser import (ARTIFACTS, REPLY_TIMEOUT_MS, browser_factory, chromium,  # noqa: F401 (fixtures)
+                           expect_reply, messages, send, session_id)
 
 
 def shot(page: Page, name: str) -> None:
