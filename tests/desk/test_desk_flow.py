@@ -279,3 +279,23 @@ def test_auto_assignment_pauses_and_greets(stack, stack_desk, desk_auto_assignin
                            for e in _bot_events(chat)), timeout=10)
     assert chat.tracker()["paused"] is True
     assert any(e.kind == "assigned" and e.actor == "system" for e in stack_desk.timeline(escalation.id))
+
+
+def test_rasa_restart_mid_handoff_keeps_the_chat_paused_and_the_queue(stack, make_agent):
+    """Paused is part of the stored conversation, the queue lives in the CRM:
+    neither depends on the Rasa process that was running."""
+    agent = make_agent()
+    chat, eid = _escalate(stack, agent)
+    _, waiting_id = _escalate(stack, agent)  # a second chat, still queued
+    assert agent.act(eid, "claim").status_code == 200
+    stack.stop_process("rasa")
+    stack.start_process("rasa", timeout=300)
+    assert chat.tracker()["paused"] is True
+    assert chat.say("你们还在吗？满多少包邮") == ""  # still with the agent: the bot stays quiet
+    queue = {c["id"]: c for c in agent.get("/desk/api/queue").json()["conversations"]}
+    assert queue[eid]["status"] == "open" and queue[eid]["assigned_to"] == agent.username
+    assert queue[waiting_id]["status"] == "pending"
+    assert agent.act(eid, "reply", {"text": "在的，我继续为您处理。"}).status_code == 200
+    assert agent.act(eid, "resolve").status_code == 200
+    assert "打分" in "\n".join(e.get("text") or "" for e in _bot_events(chat))
+    assert "99" in chat.say("满多少包邮")
