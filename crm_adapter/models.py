@@ -296,6 +296,7 @@ class Complaint(Base):
         Index("ix_complaints_severity_created", "severity", "created_at", "id"),
         Index("ix_complaints_channel_created", "channel", "created_at", "id"),
         Index("ix_complaints_assigned_created", "assigned_to", "created_at", "id"),
+        Index("ix_complaints_sla_id", "sla_due_at", "id"),
         Index("ix_complaints_resolved_at", "resolved_at"),
     )
 

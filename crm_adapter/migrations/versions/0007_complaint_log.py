@@ -33,6 +33,7 @@ _LIST_INDEXES = (
     ("ix_complaints_severity_created", ["severity", "created_at", "id"]),
     ("ix_complaints_channel_created", ["channel", "created_at", "id"]),
     ("ix_complaints_assigned_created", ["assigned_to", "created_at", "id"]),
+    ("ix_complaints_sla_id", ["sla_due_at", "id"]),
     ("ix_complaints_resolved_at", ["resolved_at"]),
 )
 
