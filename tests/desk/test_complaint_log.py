@@ -138,3 +138,18 @@ def test_kpi_json(complaint_stack: ComplaintStack) -> None:
     page = manager.get("/desk/kpis")
     assert page.status_code == 200 and "/desk/static/vendor/chart.umd.min.js" in page.text
     assert manager.get("/desk/static/vendor/chart.umd.min.js").status_code == 200
+
+
+def test_weekly_report_writes_markdown_json_and_png(complaint_stack: ComplaintStack, tmp_path, monkeypatch) -> None:
+    from bot.desk import report
+    from crm_adapter.analytics.complaint_kpis import current_week
+
+    _complaint(complaint_stack, "快递太慢")
+    monkeypatch.setenv("KEFU_CRM_URL", complaint_stack.crm.url)
+    week = current_week(complaint_stack.crm._now())
+    assert report.main(["--week", week, "--out", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / f"report-{week}.md").read_text("utf-8")
+    assert "| 投诉数 | 1 |" in text
+    pngs = sorted(p.name for p in (tmp_path / "r").glob("*.png"))
+    assert len(pngs) == 3 and all((tmp_path / "r" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    assert report.main(["--week", "2026-99", "--out", str(tmp_path / "bad")]) == 2
