@@ -12,13 +12,14 @@ import asyncio
 import csv
 import io
 import logging
+import os
 import tempfile
 from typing import Any, Optional
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from crm_adapter import CRM
+from crm_adapter import CRM, complaint_search
 from crm_adapter.complaint_log import (
     CHANNEL_LABELS,
     MAX_PAGE_SIZE,
@@ -32,7 +33,7 @@ from crm_adapter.errors import CRMUnavailable, InvalidInput, NotFound
 from crm_adapter.models import COMPLAINT_CATEGORIES, COMPLAINT_STATUSES, SEVERITIES
 from crm_adapter.views import CHINA_TZ, COMPLAINT_CATEGORY_LABELS, COMPLAINT_STATUS_LABELS, SEVERITY_LABELS
 
-from . import customer360
+from . import config, customer360
 from .api import CRM_KEY, RASA_KEY
 from .auth import CSRF_FIELD, DESK_KEY, MSG_DB_DOWN, session_of
 from .rasa_client import RasaUnavailable
@@ -259,8 +260,31 @@ async def export_xlsx(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _index_forever(crm: CRM, events_url: Optional[str], every_s: float) -> None:
+    """Keep the search index current: new complaints, and transcripts of the open ones."""
+    while True:
+        try:
+            await asyncio.to_thread(complaint_search.refresh, crm.engine, crm._now(), events_url)
+        except Exception as exc:  # noqa: BLE001 - a failed pass is retried next time, the desk stays up
+            log.warning("complaint search index refresh failed: %s", type(exc).__name__)
+        await asyncio.sleep(every_s)
+
+
 def routes(app: web.Application, crm: CRM) -> None:
     app[LOG_KEY] = ComplaintLog(crm)
+    every_s = float(os.environ.get("KEFU_COMPLAINT_INDEX_EVERY") or 600)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start(app: web.Application) -> None:
+        if every_s > 0:
+            tasks.append(asyncio.create_task(_index_forever(crm, config.from_env().events_url, every_s)))
+
+    async def stop(app: web.Application) -> None:
+        for task in tasks:
+            task.cancel()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
     r = app.router
     r.add_get("/desk/complaints", list_page)
     r.add_get("/desk/complaints/export.csv", export_csv)
