@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import create_engine, func, literal_column, or_, select, text
+from sqlalchemy import Integer, column, create_engine, func, literal_column, or_, select, table, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,9 @@ STOP_WORDS = frozenset("""
 如果 然后 还是 就是 自己 现在 今天 昨天 一直 怎么办 为什么 客服 机器人 你好 您好
 """.split())
 MAX_QUERY_LEN = 100
+#: Between the description's tokens and the transcript's (never a token itself:
+#: tokens hold word characters; both indexes read it as a blank).
+SEPARATOR = " | "
 MAX_TOKENS_CHARS = 200_000
 MSG_QUERY = f"搜索内容不超过{MAX_QUERY_LEN}个字。"
 _WORD = re.compile(r"\w", re.UNICODE)
@@ -74,21 +77,42 @@ def query_tokens(query: str) -> list[str]:
     return list(dict.fromkeys("".join(ch for ch in w if _WORD.match(ch)) for w in words if w))
 
 
+def description_tokens(stored: str) -> list[str]:
+    """The description's part of a stored token string (topic counts leave the transcript out)."""
+    return stored.split(SEPARATOR, 1)[0].split()
+
+
 def matching_ids(dialect: str, words: list[str]) -> Any:
     """A subquery of the complaint ids whose tokens hold every one of ``words``."""
     if dialect == "postgresql":
         vector = func.to_tsvector(literal_column("'simple'::regconfig"), ComplaintSearch.tokens)
         query = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
         return select(ComplaintSearch.complaint_id).where(vector.op("@@")(query))
-    match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
     return select(literal_column("rowid")).select_from(text("complaint_search_fts")).where(
-        literal_column("complaint_search_fts").op("MATCH")(match))
+        literal_column("complaint_search_fts").op("MATCH")(_fts_query(words)))
+
+
+def fts_table() -> Any:
+    """SQLite's FTS5 table as a selectable (rowid = complaint id)."""
+    return table("complaint_search_fts", column("rowid", Integer))
+
+
+def fts_match(words: list[str]) -> Any:
+    """SQLite only: the FTS5 condition for every one of ``words`` (with `fts_table` in FROM)."""
+    return literal_column("complaint_search_fts").op("MATCH")(_fts_query(words))
+
+
+def _fts_query(words: list[str]) -> str:
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
 def index_text(session: Session, complaint_id: int, description: str, transcript: Iterable[str],
                now: datetime, transcript_taken: bool) -> None:
     """Write (insert or replace) the complaint's tokens."""
-    joined = " ".join(tokens(description) + [t for line in transcript for t in tokens(line)])[:MAX_TOKENS_CHARS]
+    said = [t for line in transcript for t in tokens(line)]
+    joined = " ".join(tokens(description))
+    if said:
+        joined = (joined + SEPARATOR + " ".join(said))[:MAX_TOKENS_CHARS]
     row = session.get(ComplaintSearch, complaint_id)
     if row is None:
         row = ComplaintSearch(complaint_id=complaint_id, tokens=joined, updated_at=now)

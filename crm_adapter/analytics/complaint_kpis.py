@@ -158,6 +158,26 @@ def complaint_facts(session: Session, start: datetime, end: datetime) -> list[Co
     return [ComplaintFact(*r[:5], reopened_count=r[5] or 0, status=r[6]) for r in rows]
 
 
+def category_week_counts(session: Session, start: datetime, end: datetime) -> dict[str, dict[str, int]]:
+    """`per_category_per_week` counted by the database (a GROUP BY instead of every row in Python)."""
+    from datetime import date
+
+    from sqlalchemy import Integer, cast, func
+
+    from .daynum import day_number
+
+    # Weeks since Monday 1970-01-05 00:00 China time (1970-01-01 was a Thursday).
+    week = cast((day_number(Complaint.created_at) + 8 / 24 - 4) / 7, Integer)
+    rows = session.execute(select(week, Complaint.category, func.count())
+                           .where(Complaint.created_at >= start, Complaint.created_at < end)
+                           .group_by(week, Complaint.category)).all()
+    table: dict[str, dict[str, int]] = defaultdict(dict)
+    for index, category, n in rows:
+        year, number, _ = (date(1970, 1, 5) + timedelta(days=7 * int(index))).isocalendar()
+        table[f"{year}-W{number:02d}"][category] = n
+    return {w: dict(sorted(c.items())) for w, c in sorted(table.items())}
+
+
 def conversation_senders(events_url: Optional[str], start: datetime, end: datetime) -> Optional[set[str]]:
     """Sender ids with a customer message in ``[start, end)`` from Rasa's events table; None without one."""
     if not events_url:
@@ -243,7 +263,7 @@ def dashboard(crm: Any, week: str, events_url: Optional[str] = None, weeks_back:
     now = crm._now()
     with crm._read() as session:
         figures = complaint_kpis(session, start, end, now, events_url)
-        trend = complaint_facts(session, trend_start, end)
+        per_week = category_week_counts(session, trend_start, end)
         ratings = session.execute(select(CsatRating.created_at, CsatRating.score)
                                   .where(CsatRating.created_at >= trend_start, CsatRating.created_at < end)).all()
         keywords = topics(session, start)
@@ -252,6 +272,6 @@ def dashboard(crm: Any, week: str, events_url: Optional[str] = None, weeks_back:
         customer[name] = customer[name].isoformat()
     return {"week": week, "start": to_china(start).isoformat(), "end": to_china(end).isoformat(),
             **figures,
-            "per_category_per_week": per_category_per_week(trend),
+            "per_category_per_week": per_week,
             "csat_trend": csat_trend(ratings),
             "customer": customer, "topics": keywords}

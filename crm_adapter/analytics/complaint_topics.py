@@ -15,8 +15,8 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..complaint_search import tokens
-from ..models import Complaint
+from ..complaint_search import description_tokens, tokens
+from ..models import Complaint, ComplaintSearch
 
 #: Words shorter than this say little on their own (单字 like 慢, 差).
 MIN_WORD_LEN = 2
@@ -41,13 +41,26 @@ def compare(this_week: Counter[str], last_week: Counter[str], top: int = 20,
     return out
 
 
-def _descriptions(session: Session, start: datetime, end: datetime) -> list[str]:
-    return list(session.execute(select(Complaint.description).where(
-        Complaint.created_at >= start, Complaint.created_at < end).limit(MAX_COMPLAINTS)).scalars())
+def token_counts(token_lists: Iterable[Iterable[str]]) -> Counter[str]:
+    """Like `keyword_counts`, over already tokenised complaints."""
+    counts: Counter[str] = Counter()
+    for words in token_lists:
+        counts.update({t for t in words if len(t) >= MIN_WORD_LEN and not t.isdigit()})
+    return counts
+
+
+def _week_counts(session: Session, start: datetime, end: datetime) -> Counter[str]:
+    """The week's keywords: the description part of the search index's tokens, jieba where missing."""
+    rows = session.execute(
+        select(Complaint.description, ComplaintSearch.tokens)
+        .outerjoin(ComplaintSearch, ComplaintSearch.complaint_id == Complaint.id)
+        .where(Complaint.created_at >= start, Complaint.created_at < end).limit(MAX_COMPLAINTS)).all()
+    return token_counts(description_tokens(stored) if stored is not None else tokens(description)
+                        for description, stored in rows)
 
 
 def topics(session: Session, week_start: datetime, top: int = 20) -> list[dict[str, Any]]:
     """Keywords of the week starting ``week_start`` (naive UTC) against the week before."""
-    this_week = keyword_counts(_descriptions(session, week_start, week_start + timedelta(days=7)))
-    last_week = keyword_counts(_descriptions(session, week_start - timedelta(days=7), week_start))
+    this_week = _week_counts(session, week_start, week_start + timedelta(days=7))
+    last_week = _week_counts(session, week_start - timedelta(days=7), week_start)
     return compare(this_week, last_week, top)

@@ -173,3 +173,40 @@ def test_erasure_removes_the_search_tokens_and_note_text(crm, key, log, db) -> N
         assert all("张伟" not in (b or "") for b in bodies)
     export = crm.export_customer(ZHANG)
     assert export["complaint_events"] and all("浦东" not in (e["body"] or "") for e in export["complaint_events"])
+
+
+def test_weekly_category_counts_in_sql_match_the_pure_function(crm, clock, key, db) -> None:
+    from crm_adapter.analytics.complaint_kpis import category_week_counts, complaint_facts, per_category_per_week
+
+    for days, category in ((0, "quality"), (2, "quality"), (3, "price"), (9, "quality")):
+        clock.now = clock.now + timedelta(days=days)
+        _file(crm, key, category, "测试")
+    start, end = clock.now - timedelta(days=60), clock.now + timedelta(days=1)
+    with db() as session:
+        naive = lambda t: t.replace(tzinfo=None)  # noqa: E731
+        expected = per_category_per_week(complaint_facts(session, naive(start), naive(end)))
+        assert category_week_counts(session, naive(start), naive(end)) == expected
+        assert sum(sum(c.values()) for c in expected.values()) >= 4
+
+
+def test_common_word_search_pages_the_same_either_way(crm, clock, key, log, monkeypatch, backend) -> None:
+    """SQLite reads a common word's matches from FTS in id order; pages must not change."""
+    import crm_adapter.complaint_log as complaint_log
+
+    for i in range(7):
+        _file(crm, key, "logistics", f"快递第{i}次延误" if i != 3 else "杯子碎了")
+        clock.advance(minutes=1)
+    refresh(crm.engine, crm._now())
+
+    def walk() -> list[str]:
+        seen, cursor = [], None
+        while True:
+            page = log.page(ComplaintFilter(channel=CH, query="快递"), cursor=cursor, size=2)
+            seen += [r.ticket_number for r in page.rows]
+            if page.next_cursor is None:
+                return seen
+            cursor = page.next_cursor
+
+    by_index = walk()
+    monkeypatch.setattr(complaint_log, "COMMON_MATCHES", 1)  # every word is "common" now
+    assert walk() == by_index and len(by_index) == 6
