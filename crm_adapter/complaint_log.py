@@ -334,10 +334,26 @@ class ComplaintLog:
             words = complaint_search.query_tokens(f.query)
             if words:
                 dialect = session.get_bind().dialect.name
-                where.append(Complaint.id.in_(complaint_search.matching_ids(dialect, words)))
+                matches = complaint_search.matching_ids(dialect, words)
+                if dialect == "postgresql":
+                    if self._common(session, matches):
+                        matches = complaint_search.matching_ids(dialect, words, common=True)
+                    else:
+                        # PostgreSQL cannot estimate a tsquery's selectivity and may walk
+                        # the whole sort index probing each row for a rare word (seconds
+                        # at a million); a MATERIALIZED CTE collects the few matches first.
+                        found = matches.cte("matches").prefix_with("MATERIALIZED")
+                        matches = select(found.c.complaint_id)
+                where.append(Complaint.id.in_(matches))
         return where
 
 
+
+    @staticmethod
+    def _common(session: Session, matches: Any) -> bool:
+        """Whether more than `COMMON_MATCHES` complaints match (counted only that far)."""
+        inner = matches.limit(COMMON_MATCHES + 1).subquery()
+        return session.execute(select(func.count()).select_from(inner)).scalar_one() > COMMON_MATCHES
 
     def _fts_driven(self, session: Session, f: ComplaintFilter) -> Optional[list[str]]:
         """The words, when this page is best read from SQLite's FTS index in id order.
@@ -353,9 +369,7 @@ class ComplaintLog:
         words = complaint_search.query_tokens(f.query)
         if not words:
             return None
-        matches = complaint_search.matching_ids("sqlite", words).limit(COMMON_MATCHES + 1).subquery()
-        common = session.execute(select(func.count()).select_from(matches)).scalar_one() > COMMON_MATCHES
-        return words if common else None
+        return words if self._common(session, complaint_search.matching_ids("sqlite", words)) else None
 
     def _select(self, session: Session, f: ComplaintFilter, now: datetime, cursor: Optional[str]) -> Any:
         words = self._fts_driven(session, f)
