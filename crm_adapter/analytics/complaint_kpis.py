@@ -167,7 +167,9 @@ def category_week_counts(session: Session, start: datetime, end: datetime) -> di
     from .daynum import day_number
 
     # Weeks since Monday 1970-01-05 00:00 China time (1970-01-01 was a Thursday).
-    week = cast((day_number(Complaint.created_at) + 8 / 24 - 4) / 7, Integer)
+    weeks = (day_number(Complaint.created_at) + 8 / 24 - 4) / 7
+    # Whole weeks: SQLite's CAST truncates, PostgreSQL's rounds, so floor() there.
+    week = cast(func.floor(weeks) if session.get_bind().dialect.name == "postgresql" else weeks, Integer)
     rows = session.execute(select(week, Complaint.category, func.count())
                            .where(Complaint.created_at >= start, Complaint.created_at < end)
                            .group_by(week, Complaint.category)).all()
