@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import Integer, column, create_engine, func, literal_column, or_, select, table, text
+from sqlalchemy import Integer, bindparam, column, create_engine, func, literal_column, or_, select, table, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -114,13 +114,15 @@ def _fts_query(words: list[str]) -> str:
     return " ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-def index_text(session: Session, complaint_id: int, description: str, transcript: Iterable[str],
-               now: datetime, transcript_taken: bool) -> None:
-    """Write (insert or replace) the complaint's tokens."""
+def _joined(description: str, transcript: Iterable[str]) -> str:
     said = [t for line in transcript for t in tokens(line)]
     joined = " ".join(tokens(description))
     if said:
-        joined = (joined + SEPARATOR + " ".join(said))[:MAX_TOKENS_CHARS]
+        joined = joined + SEPARATOR + " ".join(said)
+    return joined[:MAX_TOKENS_CHARS]
+
+
+def _store(session: Session, complaint_id: int, joined: str, now: datetime, transcript_taken: bool) -> None:
     row = session.get(ComplaintSearch, complaint_id)
     if row is None:
         row = ComplaintSearch(complaint_id=complaint_id, tokens=joined, updated_at=now)
@@ -129,6 +131,12 @@ def index_text(session: Session, complaint_id: int, description: str, transcript
         row.tokens, row.updated_at = joined, now
     if transcript_taken:
         row.transcript_indexed_at = now
+
+
+def index_text(session: Session, complaint_id: int, description: str, transcript: Iterable[str],
+               now: datetime, transcript_taken: bool) -> None:
+    """Write (insert or replace) the complaint's tokens."""
+    _store(session, complaint_id, _joined(description, transcript), now, transcript_taken)
 
 
 def _event_texts(rows: Iterable[Any]) -> list[str]:
@@ -146,47 +154,64 @@ def _event_texts(rows: Iterable[Any]) -> list[str]:
     return texts
 
 
-def transcript_texts(events: Engine, sender_id: str, limit: int = 2000) -> list[str]:
-    """The conversation's texts from Rasa's ``events`` table (one sender id)."""
+def transcripts(events: Engine, senders: set[str], limit: int = 2000) -> dict[str, list[str]]:
+    """The conversations' texts from Rasa's ``events`` table, for a batch of sender ids at once.
+
+    One query per batch: Rasa's table has no index on ``sender_id``, so one
+    query per complaint would scan it once per complaint.  At most ``limit``
+    texts per conversation are kept (the first ones).
+    """
+    texts: dict[str, list[str]] = {s: [] for s in senders}
+    if not senders:
+        return texts
+    query = text("SELECT sender_id, data FROM events WHERE sender_id IN :s ORDER BY id").bindparams(
+        bindparam("s", expanding=True))
     with events.connect() as conn:
-        rows = conn.execute(text("SELECT data FROM events WHERE sender_id = :s ORDER BY id LIMIT :n"),
-                            {"s": sender_id, "n": limit}).all()
-    return _event_texts(rows)
+        for sender, data in conn.execute(query, {"s": sorted(senders)}):
+            if len(texts[sender]) < limit:
+                texts[sender].extend(_event_texts([(data,)]))
+    return texts
 
 
-def refresh(engine: Engine, now: datetime, events_url: Optional[str] = None, batch: int = 500,
+def refresh(engine: Engine, now: datetime, events_url: Optional[str] = None, batch: int = 100,
             limit: Optional[int] = None) -> int:
     """Index complaints that have no tokens yet, then re-take stale transcripts.
 
     A transcript is stale while its complaint is still open or was updated
     after the last snapshot; closed complaints keep their last snapshot.
+    Each batch is read, tokenised (and its transcripts fetched) with no CRM
+    transaction open, then written in one short transaction, so the desk and
+    the action server never wait on the indexer's lock.
     Returns how many complaints were (re)indexed.
     """
     events = create_engine(events_url, future=True) if events_url else None
     done = 0
     try:
         while limit is None or done < limit:
+            wanted = ComplaintSearch.complaint_id.is_(None)
+            if events is not None:
+                wanted = or_(wanted, ComplaintSearch.transcript_indexed_at.is_(None),
+                             Complaint.status.in_(("open", "pending")),
+                             Complaint.updated_at > ComplaintSearch.transcript_indexed_at)
+            stale = (
+                select(Complaint.id, Complaint.description, Complaint.sender_id)
+                .outerjoin(ComplaintSearch, ComplaintSearch.complaint_id == Complaint.id)
+                # Not twice in one run: rows done in this run carry ``now``.
+                .where(wanted, or_(ComplaintSearch.updated_at.is_(None), ComplaintSearch.updated_at < now))
+                .order_by(Complaint.id).limit(batch)
+            )
             with Session(engine, future=True) as session:
-                wanted = ComplaintSearch.complaint_id.is_(None)
-                if events is not None:
-                    wanted = or_(wanted, ComplaintSearch.transcript_indexed_at.is_(None),
-                                 Complaint.status.in_(("open", "pending")),
-                                 Complaint.updated_at > ComplaintSearch.transcript_indexed_at)
-                stale = (
-                    select(Complaint.id, Complaint.description, Complaint.sender_id)
-                    .outerjoin(ComplaintSearch, ComplaintSearch.complaint_id == Complaint.id)
-                    # Not twice in one run: rows done in this run carry ``now``.
-                    .where(wanted, or_(ComplaintSearch.updated_at.is_(None), ComplaintSearch.updated_at < now))
-                    .order_by(Complaint.id).limit(batch)
-                )
                 rows = session.execute(stale).all()
-                if not rows:
-                    break
-                for cid, description, sender in rows:
-                    lines = transcript_texts(events, sender) if events is not None else []
-                    index_text(session, cid, description, lines, now, events is not None)
+            if not rows:
+                break
+            said = transcripts(events, {sender for _, _, sender in rows}) if events is not None else {}
+            prepared = [(cid, description, said.get(sender, [])) for cid, description, sender in rows]
+            texts = [(cid, _joined(description, lines)) for cid, description, lines in prepared]
+            with Session(engine, future=True) as session:
+                for cid, joined in texts:
+                    _store(session, cid, joined, now, events is not None)
                 session.commit()
-                done += len(rows)
+            done += len(rows)
     finally:
         if events is not None:
             events.dispose()

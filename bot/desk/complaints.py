@@ -261,7 +261,12 @@ async def export_xlsx(request: web.Request) -> web.StreamResponse:
 
 
 async def _index_forever(crm: CRM, events_url: Optional[str], every_s: float) -> None:
-    """Keep the search index current: new complaints, and transcripts of the open ones."""
+    """Keep the search index current: new complaints, and transcripts of the open ones.
+
+    The first pass waits a few seconds, so start-up (the live feed finding its
+    place in the event table) is not slowed by loading jieba's dictionary.
+    """
+    await asyncio.sleep(min(every_s, 5.0))
     while True:
         try:
             await asyncio.to_thread(complaint_search.refresh, crm.engine, crm._now(), events_url)
