@@ -59,6 +59,8 @@ OPEN_RETURN_STATUSES = ("requested", "approved", "received")
 COMPLAINT_STATUSES = ("open", "pending", "resolved", "closed")
 OPEN_COMPLAINT_STATUSES = ("open", "pending")
 COMPLAINT_CATEGORIES = ("logistics", "quality", "service", "price", "after_sales", "other")
+COMPLAINT_OUTCOMES = ("resolved", "rejected")
+COMPLAINT_EVENT_KINDS = ("created", "status", "assigned", "note", "reopened", "message", "csat")
 SEVERITIES = ("high", "medium", "low")
 ESCALATION_STATUSES = ("pending", "open", "resolved")
 ACTIVE_ESCALATION_STATUSES = ("pending", "open")
@@ -270,6 +272,13 @@ class Complaint(Base):
     sla_due_at = Column(DateTime, nullable=False)
     created_at = Column(DateTime, nullable=False)
     resolved_at = Column(DateTime)
+    # The complaint log's handling columns (migration 0007, crm_adapter.complaint_log).
+    assigned_to = Column(String(64))
+    first_response_at = Column(DateTime)
+    updated_at = Column(DateTime)
+    # How a closed complaint ended: resolved for the customer, or rejected (驳回).
+    outcome = Column(String(16))
+    reopened_count = Column(Integer, nullable=False, default=0, server_default=text("0"))
 
     order = relationship("Order")
 
@@ -277,9 +286,60 @@ class Complaint(Base):
         _in("status", COMPLAINT_STATUSES),
         _in("category", COMPLAINT_CATEGORIES),
         _in("severity", SEVERITIES),
+        _in("outcome", COMPLAINT_OUTCOMES),
         Index("ix_complaints_customer_created", "customer_id", "created_at"),
         Index("ix_complaints_status_sla", "status", "sla_due_at"),
+        # Keyset paging of the complaint log, newest first, alone or under one filter.
+        Index("ix_complaints_created_id", "created_at", "id"),
+        Index("ix_complaints_status_created", "status", "created_at", "id"),
+        Index("ix_complaints_category_created", "category", "created_at", "id"),
+        Index("ix_complaints_severity_created", "severity", "created_at", "id"),
+        Index("ix_complaints_channel_created", "channel", "created_at", "id"),
+        Index("ix_complaints_assigned_created", "assigned_to", "created_at", "id"),
+        Index("ix_complaints_sla_id", "sla_due_at", "id"),
+        Index("ix_complaints_resolved_at", "resolved_at"),
     )
+
+
+class ComplaintEvent(Base):
+    """Append-only audit trail of one complaint: who did what, when (never updated).
+
+    Erasure blanks ``body`` (crm_adapter.privacy) but keeps the row, so the
+    handling history stays countable.
+    """
+
+    __tablename__ = "complaint_events"
+
+    id = Column(Integer, primary_key=True)
+    complaint_id = Column(Integer, ForeignKey("complaints.id"), nullable=False)
+    kind = Column(String(16), nullable=False)
+    actor = Column(String(64), nullable=False)
+    from_status = Column(String(16))
+    to_status = Column(String(16))
+    body = Column(Text)
+    created_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (
+        _in("kind", COMPLAINT_EVENT_KINDS),
+        Index("ix_complaint_events_complaint", "complaint_id", "id"),
+    )
+
+
+class ComplaintSearch(Base):
+    """jieba tokens of a complaint's description and conversation, space-joined.
+
+    The databases search this text with their own index, created by
+    migration 0007 only (not expressible portably here): an FTS5 table
+    ``complaint_search_fts`` on SQLite, a GIN index over
+    ``to_tsvector('simple', tokens)`` on PostgreSQL.
+    """
+
+    __tablename__ = "complaint_search"
+
+    complaint_id = Column(Integer, ForeignKey("complaints.id"), primary_key=True)
+    tokens = Column(Text, nullable=False)
+    transcript_indexed_at = Column(DateTime)
+    updated_at = Column(DateTime, nullable=False)
 
 
 class Escalation(Base):
@@ -337,6 +397,9 @@ class Staff(Base):
     locked_until = Column(DateTime)
     last_seen_at = Column(DateTime)
     created_at = Column(DateTime, nullable=False)
+    # May see customers' phones, names and addresses unmasked (complaint log,
+    # exports); granted by `python -m bot.desk.admin grant-pii`.
+    pii_access = Column(Boolean, nullable=False, default=False, server_default=text("false"))
 
     __table_args__ = (_in("role", STAFF_ROLES), _in("status", STAFF_STATUSES))
 

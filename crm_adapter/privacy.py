@@ -42,6 +42,8 @@ from .models import (
     CONSENT_PURPOSES,
     ChannelIdentity,
     Complaint,
+    ComplaintEvent,
+    ComplaintSearch,
     Consent,
     ContactPreference,
     Coupon,
@@ -169,6 +171,8 @@ def export_data(session: Session, customer: Customer, now: datetime, *, masked: 
         "orders": exported_orders,
         "returns": rows(ReturnRequest, ReturnRequest.customer_id == cid),
         "complaints": rows(Complaint, _linked(Complaint, cid, pairs)),
+        "complaint_events": rows(ComplaintEvent, ComplaintEvent.complaint_id.in_(
+            select(Complaint.id).where(_linked(Complaint, cid, pairs)).scalar_subquery())),
         "escalations": rows(Escalation, _linked(Escalation, cid, pairs)),
         "payment_tickets": rows(PaymentTicket, PaymentTicket.customer_id == cid),
         "invoice_requests": rows(InvoiceRequest, InvoiceRequest.customer_id == cid),
@@ -239,6 +243,12 @@ def erase(session: Session, customer: Customer, now: datetime) -> dict[str, int]
         ).rowcount or 0
 
     # Conversation records first: they are found through the identities deleted below.
+    complaint_ids = select(Complaint.id).where(_linked(Complaint, cid, pairs)).scalar_subquery()
+    blank(ComplaintEvent, ComplaintEvent.complaint_id.in_(complaint_ids), body=REDACTED)
+    # The search index holds the words of descriptions and transcripts: it goes with them.
+    redacted += session.execute(
+        delete(ComplaintSearch).where(ComplaintSearch.complaint_id.in_(complaint_ids))
+        .execution_options(synchronize_session=False)).rowcount or 0
     blank(Complaint, _linked(Complaint, cid, pairs), description=REDACTED, contact_phone=None, sender_id=marker)
     escalation_ids = select(Escalation.id).where(_linked(Escalation, cid, pairs)).scalar_subquery()
     blank(EscalationEvent, EscalationEvent.escalation_id.in_(escalation_ids), body=REDACTED)

@@ -206,6 +206,8 @@ class StaffView:
     max_open: int
     active: bool
     last_seen_at: Optional[datetime]
+    #: May see customers' personal data unmasked (complaint log, exports).
+    pii_access: bool = False
 
     @property
     def is_manager(self) -> bool:
@@ -300,7 +302,8 @@ def _china(value: Optional[datetime]) -> Optional[datetime]:
 def _staff_view(s: Staff) -> StaffView:
     return StaffView(id=s.id, username=s.username, display_name=s.display_name, role=s.role,
                      role_label=ROLE_LABELS[s.role], status=s.status, status_label=STAFF_STATUS_LABELS[s.status],
-                     max_open=s.max_open, active=s.active, last_seen_at=_china(s.last_seen_at))
+                     max_open=s.max_open, active=s.active, last_seen_at=_china(s.last_seen_at),
+                     pii_access=bool(s.pii_access))
 
 
 def _rank(e: Escalation, tier: Optional[str], now: datetime) -> float:
@@ -459,6 +462,16 @@ class ServiceDesk:
                                 .values(expires_at=now))
 
         self._run(work)
+
+    def set_pii_access(self, username: str, granted: bool) -> StaffView:
+        """Grant or withdraw the right to see customers' personal data unmasked."""
+        def work(session: Session, now: datetime) -> StaffView:
+            staff = self._staff(session, username)
+            staff.pii_access = bool(granted)
+            log.info("staff %s pii_access set to %s", staff.id, bool(granted))
+            return _staff_view(staff)
+
+        return self._run(work)
 
     def list_staff(self) -> list[StaffView]:
         return self._run(lambda s, now: [_staff_view(x) for x in

@@ -3,6 +3,8 @@
     create-user USERNAME --role agent|manager|admin --name 显示名 [--max-open N] [--password-env VAR]
     set-password USERNAME [--password-env VAR]
     disable USERNAME
+    grant-pii USERNAME      # may see customers' personal data unmasked (complaint log, exports)
+    revoke-pii USERNAME
     list
     canned-add CODE TITLE BODY
     canned-list
@@ -79,6 +81,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     setpw.add_argument("--password-env", metavar="VAR")
     disable = sub.add_parser("disable", help="disable an account (signs it out)")
     disable.add_argument("username")
+    for name, text in (("grant-pii", "allow seeing customers' personal data unmasked"),
+                       ("revoke-pii", "withdraw that right")):
+        sub.add_parser(name, help=text).add_argument("username")
     sub.add_parser("list", help="list accounts")
     canned_add = sub.add_parser("canned-add", help="add or replace a canned reply")
     canned_add.add_argument("code")
@@ -100,10 +105,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         elif args.command == "disable":
             desk.set_active(args.username, False)
             print(f"已停用 {args.username}")
+        elif args.command in ("grant-pii", "revoke-pii"):
+            view = desk.set_pii_access(args.username, args.command == "grant-pii")
+            print(f"{view.username}：{'可查看' if view.pii_access else '不可查看'}客户个人信息明文")
         elif args.command == "list":
             for s in desk.list_staff():
+                pii = "\tpii" if s.pii_access else ""
                 print(f"{s.username}\t{s.display_name}\t{s.role}\t{'active' if s.active else 'disabled'}\t"
-                      f"{s.status}\tmax_open={s.max_open}")
+                      f"{s.status}\tmax_open={s.max_open}{pii}")
         elif args.command == "canned-add":
             saved = desk.save_canned_reply(args.code, args.title, args.body)
             print(f"已保存快捷回复 {saved.code}")

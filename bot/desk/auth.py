@@ -34,7 +34,8 @@ SECURITY_HEADERS = {
 }
 #: Reachable without a session.
 PUBLIC = ("/desk/login", "/desk/health", "/desk/static/")
-MANAGER_PREFIXES = ("/desk/manager", "/desk/api/manager")
+MANAGER_PREFIXES = ("/desk/manager", "/desk/api/manager", "/desk/complaints", "/desk/kpis", "/desk/api/kpis",
+                    "/desk/api/complaints")
 
 MSG_LOGIN_REQUIRED = "请先登录。"
 MSG_CSRF = "页面已过期或请求来源不可信，请刷新页面后重试。"

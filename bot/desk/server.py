@@ -17,7 +17,7 @@ from aiohttp import web
 
 from crm_adapter import CRM
 
-from . import api, auth, config, pages, stream
+from . import api, auth, complaints, config, kpis_web, pages, stream
 from .feed import Feed, Hub
 from .rasa_client import RasaClient
 
@@ -37,6 +37,8 @@ def make_app(cfg: config.DeskConfig) -> web.Application:
     auth.routes(app)
     pages.routes(app)
     api.routes(app)
+    complaints.routes(app, crm)
+    kpis_web.routes(app, crm)
     stream.routes(app)
 
     async def on_startup(app: web.Application) -> None:

@@ -19,18 +19,27 @@ from .conftest import SEED_NOW
 
 #: Tables that later revisions add (the rest are the baseline's).
 TABLES_AFTER_BASELINE = {"contact_preferences", "customer_metrics", "customer_segment_changes", "analytics_runs", "nps_responses", "outbox",
-                         "staff", "staff_sessions", "escalation_events", "canned_responses"}
+                         "staff", "staff_sessions", "escalation_events", "canned_responses",
+                         "complaint_events", "complaint_search"}
+#: SQLite's FTS5 search table over complaint_search and its shadow tables
+#: (migration 0007): database machinery, not models.
+FTS_PREFIX = "complaint_search_fts"
+
+
+def _not_fts(name: Any, type_: str, parent_names: Any) -> bool:
+    return not (type_ == "table" and str(name).startswith(FTS_PREFIX))
 
 HEAD = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
 
 
 def _differences(crm: CRM, metadata: MetaData = Base.metadata) -> list[Any]:
     with crm.engine.connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn), metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": _not_fts})
+        return compare_metadata(context, metadata)
 
 
 def _tables(crm: CRM) -> set[str]:
-    return set(inspect(crm.engine).get_table_names()) - {migrate.VERSION_TABLE}
+    return {t for t in inspect(crm.engine).get_table_names() if not t.startswith(FTS_PREFIX)} - {migrate.VERSION_TABLE}
 
 
 def _to_pre_alembic(crm: CRM) -> None:

@@ -25,7 +25,7 @@ ZHANG, LINA, WANG = 1, 2, 3
 ZHANG_PII = ("13800138000", "张伟", "张江路100号", "zhang")
 SECTIONS = {
     "format", "exported_at", "masked", "customer", "contact_preferences", "identities", "orders",
-    "returns", "complaints", "escalations", "payment_tickets", "invoice_requests", "interactions",
+    "returns", "complaints", "complaint_events", "escalations", "payment_tickets", "invoice_requests", "interactions",
     "consents", "csat_ratings", "coupons",
 }
 
