@@ -19,7 +19,9 @@ from .conftest import SEED_NOW
 
 #: Tables that later revisions add (the rest are the baseline's).
 TABLES_AFTER_BASELINE = {"contact_preferences", "customer_metrics", "customer_segment_changes", "analytics_runs", "nps_responses", "outbox",
-                         "staff", "staff_sessions", "escalation_events", "canned_responses"}
+                         "staff", "staff_sessions", "escalation_events", "canned_responses",
+                         "care_sends", "care_campaign_states", "care_channel_preferences",
+                         "care_conversations", "scheduler_leases", "care_jobs"}
 
 HEAD = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
 
