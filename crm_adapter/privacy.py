@@ -102,7 +102,8 @@ _MASKS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "invoice_requests": {"email": mask_email},
     "interactions": {"summary": _mask_free_text, "sender_id": _mask_identifier},
     "csat_ratings": {"comment": _mask_free_text, "sender_id": _mask_identifier},
-    "care_sends": {"text": _mask_free_text, "context": lambda _: "****", "conversation_id": _mask_identifier},
+    # Care texts are rendered from templates with the customer's name: hidden whole.
+    "care_sends": {"text": lambda _: "****", "context": lambda _: "****", "conversation_id": _mask_identifier},
     "care_conversations": {"conversation_id": _mask_identifier},
 }
 
