@@ -549,10 +549,11 @@ class Care:
     def later(self, task: SendTask, retry_at: datetime, reason: str = "quiet_hours") -> bool:
         return self._finish(task, status="queued", reason=reason[:32], next_attempt_at=retry_at)
 
-    def fail(self, task: SendTask, error: BaseException) -> str:
-        """Record a failed attempt: ``failed`` with back-off, or ``dead`` after max_attempts."""
+    def fail(self, task: SendTask, error: BaseException, *, permanent: bool = False) -> str:
+        """Record a failed attempt: ``failed`` with back-off, or ``dead`` after max_attempts
+        (at once when ``permanent``: retrying a refused address cannot help)."""
         attempts = task.attempts + 1
-        dead = attempts >= self.settings.max_attempts
+        dead = permanent or attempts >= self.settings.max_attempts
         retry = self._now() + backoff_delay(attempts, self.settings.retry_base, self.settings.retry_max, self._rng)
         status = "dead" if dead else "failed"
         self._finish(task, status=status, attempts=attempts, last_error=describe_error(error),
