@@ -1,5 +1,5 @@
-"""Process supervisor: the action server, the Rasa server and the website
-widget server, started together and stopped together.
+"""Process supervisor: the action server, the Rasa server, the website
+widget server and the care scheduler, started together and stopped together.
 
 `make run` calls this.  It waits until both answer, prints where to talk to
 the bot, and on Ctrl-C (or SIGTERM) stops both cleanly.  `--shell` opens
@@ -55,6 +55,9 @@ class Stack:
                              "--credentials", "credentials.yml", "--cors", "http://127.0.0.1"])
         self._spawn("web", [str(bin_dir / "python"), "-m", "bot.web.server", "--host", s.host,
                             "--port", str(s.web_port), "--socket-url", s.rasa_url])
+        if s.care_scheduler:
+            # Proactive care (bot/scheduler): leader or standby; no port, nothing to poll.
+            self._spawn("scheduler", [str(bin_dir / "python"), "-m", "bot.scheduler", "run"])
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
@@ -120,6 +123,8 @@ def isolated_stack(var_dir: Path, crm_url: str,
     """
     settings = settings_mod.load(var_dir, {
         "KEFU_WECHAT_TOKEN": "", "KEFU_WEB_SECRET": "", "KEFU_WEB_ORIGINS": "",
+        # Tests drive care delivery themselves; a scheduler only when asked for.
+        "KEFU_CARE_SCHEDULER": "0",
         **(overrides or {}),
         "KEFU_RASA_PORT": str(free_port()), "KEFU_ACTION_PORT": str(free_port()),
         "KEFU_WEB_PORT": str(free_port()),

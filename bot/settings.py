@@ -38,6 +38,8 @@ class Settings:
     web_secret: str = ""
     web_origins: str = ""
     web_leeway: str = "30"
+    # Proactive care (bot/scheduler): start the scheduler process with the stack.
+    care_scheduler: bool = True
 
     @property
     def web_url(self) -> str:
@@ -113,6 +115,7 @@ def load(var_dir: Path | None = None, overrides: dict[str, str] | None = None) -
         web_secret=env.get("KEFU_WEB_SECRET", ""),
         web_origins=env.get("KEFU_WEB_ORIGINS", ""),
         web_leeway=env.get("KEFU_WEB_LEEWAY") or "30",
+        care_scheduler=(env.get("KEFU_CARE_SCHEDULER") or "1").strip().lower() not in ("0", "false", "no", "off"),
     )
 
 

@@ -44,7 +44,7 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import consent, policy, validation
+from . import consent, convert, policy, validation
 from .care_audience import Candidate, select_audience
 from .errors import InvalidInput, NotFound
 from .masking import guard_logger
@@ -64,6 +64,7 @@ from .models import (
 )
 from .outbox import backoff_delay, describe_error
 from .retention import RetentionOffer
+from .views import CouponView
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import CRM
@@ -573,12 +574,12 @@ class Care:
                 .execution_options(synchronize_session=False)
             ).rowcount or 0
 
-    def issue_coupon(self, task: SendTask, offer: RetentionOffer) -> Optional[Coupon]:
+    def issue_coupon(self, task: SendTask, offer: RetentionOffer) -> Optional[CouponView]:
         """The campaign's coupon for this message, once per send (keyed by the send id);
         None when the customer already got this coupon title within ``offer.every_days``."""
         from .service import CRM
 
-        def work(session: Session, now: datetime) -> Optional[dict[str, Any]]:
+        def work(session: Session, now: datetime) -> Optional[CouponView]:
             recent = session.execute(
                 select(Coupon.id).where(
                     Coupon.customer_id == task.customer_id, Coupon.title == offer.title,
@@ -594,9 +595,8 @@ class Care:
             )
             session.add(coupon)
             session.flush()
-            local = policy.to_china(coupon.expires_at)
-            return {"code": coupon.code, "title": coupon.title, "amount": f"{offer.amount:g}",
-                    "min_spend": f"{offer.min_spend:g}", "expire_date": f"{local.month}月{local.day}日"}
+            log.info("care coupon %s for customer %s (send %s)", coupon.code, task.customer_id, task.id)
+            return convert.coupon_view(coupon, now)
 
         return self.crm._write("care_coupon", f"care:{task.id}:coupon", work, customer_id=task.customer_id)
 

@@ -136,11 +136,16 @@ class Deliverer:
         coupon = None
         if campaign.wants_coupon(task.context) and campaign.coupon is not None:
             coupon = self.crm.care.issue_coupon(task, campaign.coupon)
+        values = None if coupon is None else {
+            "code": coupon.code, "title": coupon.title, "amount": f"{coupon.amount:g}",
+            "min_spend": f"{coupon.min_spend:g}",
+            "expire_date": f"{coupon.expires_at.month}月{coupon.expires_at.day}日",
+        }
         try:
-            text = campaign.render(task.variant, task.context, coupon)
+            text = campaign.render(task.variant, task.context, values)
         except Exception as exc:  # a template error must not take the worker down
             raise CampaignError(f"render failed: {type(exc).__name__}") from exc
-        self.crm.care.set_text(task, text, coupon["code"] if coupon else None)
+        self.crm.care.set_text(task, text, coupon.code if coupon else None)
         return text
 
     def _send(self, task: SendTask, campaign: Campaign, route: Route, text: str) -> str:
