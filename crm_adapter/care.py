@@ -671,6 +671,19 @@ class Care:
             session.connection(execution_options=self.crm_write_options())
             return self._mark_replied(session, int(customer_id), now)
 
+    def note_reply_to(self, send_id: Any) -> bool:
+        """The customer wrote right after this message was said in their chat."""
+        sid = _send_id(send_id)
+        now = self._now()
+        with self._session() as session, session.begin():
+            session.connection(execution_options=self.crm_write_options())
+            return session.execute(
+                update(CareSend).where(
+                    CareSend.id == sid, CareSend.replied_at.is_(None), CareSend.delivered_at.isnot(None),
+                    CareSend.delivered_at >= now - timedelta(hours=self.settings.reply_hours),
+                ).values(replied_at=now).execution_options(synchronize_session=False)
+            ).rowcount == 1
+
     def _mark_replied(self, session: Session, cid: int, now: datetime) -> int:
         return session.execute(
             update(CareSend).where(
@@ -680,18 +693,20 @@ class Care:
             ).values(replied_at=now).execution_options(synchronize_session=False)
         ).rowcount or 0
 
-    def record_followup(self, send_id: Any, customer_id: int, solved: bool, idempotency_key: str) -> Optional[str]:
+    def record_followup(self, send_id: Any, conversation_id: str, solved: bool, idempotency_key: str) -> Optional[str]:
         """The customer's answer to a complaint follow-up; "not solved" reopens the complaint.
 
-        Returns the complaint's ticket number (None when the send is not a
-        follow-up of this customer). Idempotent per key.
+        Only an answer from the conversation the follow-up was said in counts
+        (the send's ``conversation_id``), so nobody answers for someone else.
+        Returns the complaint's ticket number, or None when this is not such
+        a follow-up. Idempotent per key.
         """
         sid = _send_id(send_id)
-        cid = int(customer_id)
+        conversation = validation.label(conversation_id, "conversation_id", 128)
 
         def work(session: Session, now: datetime) -> Optional[str]:
             row = session.get(CareSend, sid)
-            if row is None or row.customer_id != cid:
+            if row is None or row.conversation_id != conversation:
                 return None
             ticket = (row.context or {}).get("ticket_number")
             row.outcome = "solved" if solved else "unsolved"
@@ -699,7 +714,7 @@ class Care:
             if not ticket:
                 return None
             complaint = session.execute(
-                select(Complaint).where(Complaint.ticket_number == ticket, Complaint.customer_id == cid)
+                select(Complaint).where(Complaint.ticket_number == ticket, Complaint.customer_id == row.customer_id)
                 .with_for_update()
             ).scalar_one_or_none()
             if complaint is None:
@@ -710,7 +725,7 @@ class Care:
                 log.info("complaint %s reopened after care follow-up %s", ticket, sid)
             return str(ticket)
 
-        return self.crm._write("care_followup", idempotency_key, work, customer_id=cid)
+        return self.crm._write("care_followup", idempotency_key, work)
 
     def set_channel_preference(self, customer_id: int, channel: str) -> None:
         cid = int(customer_id)

@@ -142,8 +142,10 @@ def test_followup_not_solved_reopens_the_complaint(empty_crm: CRM, clock: Clock)
     clock.now = china(10)
     assert queue(empty_crm, rules) == 1
     task = empty_crm.care.claim()[0]
-    assert empty_crm.care.record_followup(task.id, cid + 1, False, "k0") is None  # not theirs
-    assert empty_crm.care.record_followup(task.id, cid, False, "k1") == ticket
+    empty_crm.care.set_text(task, "您反映的问题解决了吗？")
+    empty_crm.care.sent(task, "wechat", "openid-1")
+    assert empty_crm.care.record_followup(task.id, "someone-else", False, "k0") is None  # not said there
+    assert empty_crm.care.record_followup(task.id, "openid-1", False, "k1") == ticket
     with Session(empty_crm.engine, future=True) as session:
         complaint = session.query(Complaint).filter_by(ticket_number=ticket).one()
         assert complaint.status == "open" and complaint.resolved_at is None
