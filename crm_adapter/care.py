@@ -529,20 +529,30 @@ class Care:
             ).rowcount == 1
 
     def sent(self, task: SendTask, channel: str, conversation_id: Optional[str] = None,
-             *, delivered: bool = False) -> bool:
-        """The channel accepted the message. Delivered already (the bot said it) stays delivered."""
+             *, delivered: bool = False, text: Optional[str] = None, coupon_code: Optional[str] = None) -> bool:
+        """The channel accepted the message. Delivered already (the bot said it) stays delivered.
+
+        ``text``/``coupon_code``: store the rendered text in the same commit (e-mail and
+        SMS need not store it before sending; a pushed chat message must).
+        """
         now = self._now()
         status = "delivered" if delivered else case((CareSend.status == "delivered", "delivered"), else_="sent")
         values: dict[str, Any] = {"status": status, "channel": channel, "sent_at": now, "last_error": None,
                                   "reason": None}
+        if text is not None:
+            values.update(text=text, coupon_code=coupon_code)
         if conversation_id is not None:
             values["conversation_id"] = conversation_id
         if delivered:
             values["delivered_at"] = now
         return self._finish(task, **values)
 
-    def defer(self, task: SendTask, reason: str, channel: Optional[str] = None) -> bool:
-        return self._finish(task, status="deferred", reason=reason[:32], channel=channel)
+    def defer(self, task: SendTask, reason: str, channel: Optional[str] = None, *,
+              text: Optional[str] = None, coupon_code: Optional[str] = None) -> bool:
+        values: dict[str, Any] = {"status": "deferred", "reason": reason[:32], "channel": channel}
+        if text is not None:
+            values.update(text=text, coupon_code=coupon_code)
+        return self._finish(task, **values)
 
     def skip(self, task: SendTask, reason: str) -> bool:
         return self._finish(task, status="skipped", reason=reason[:32])

@@ -6,7 +6,9 @@ exactly the same code.
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Mapping, Optional
@@ -92,22 +94,27 @@ def preview(crm: CRM, campaign: Campaign, day: date, limit: int = 20) -> Preview
 class Deliverer:
     """Sends what is due: claim, route, render, send, record (see crm_adapter.care)."""
 
-    def __init__(self, crm: CRM, campaigns: Mapping[str, Campaign], senders: Senders) -> None:
+    def __init__(self, crm: CRM, campaigns: Mapping[str, Campaign], senders: Senders,
+                 workers: Optional[int] = None) -> None:
         self.crm = crm
         self.campaigns = campaigns
         self.senders = senders
+        # Sending waits on the network (Rasa, SMTP, the gateway) and on commits: a few
+        # messages in flight at once. Each row is claimed by one worker only.
+        self.workers = workers or int(os.environ.get("KEFU_CARE_SEND_WORKERS") or 4)
 
     def deliver_due(self, limit: int = 200) -> Counter:
+        """Deliver up to ``limit`` due messages; counts per outcome."""
         outcome: Counter = Counter()
         self.crm.care.expire_deferred()
-        while True:
-            tasks = self.crm.care.claim(min(limit - sum(outcome.values()), 50))
-            if not tasks:
-                break
-            for task in tasks:
-                outcome[self.deliver(task)] += 1
-            if sum(outcome.values()) >= limit:
-                break
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="care-send") as pool:
+            while True:
+                tasks = self.crm.care.claim(min(limit - sum(outcome.values()), 50))
+                if not tasks:
+                    break
+                outcome.update(pool.map(self.deliver, tasks))
+                if sum(outcome.values()) >= limit:
+                    break
         return outcome
 
     def deliver(self, task: SendTask) -> str:
@@ -125,14 +132,16 @@ class Deliverer:
                 assert route.retry_at is not None
                 care.later(task, route.retry_at, route.reason or "quiet_hours")
                 return "later"
-            text = task.text or self._render(task, campaign)
-            return self._send(task, campaign, route, text)
+            if task.text:
+                return self._send(task, campaign, route, task.text, None, stored=True)
+            text, coupon = self._render(task, campaign)
+            return self._send(task, campaign, route, text, coupon, stored=False)
         except SendError as exc:
             return care.fail(task, exc, permanent=exc.permanent)
         except (CampaignError, CRMError) as exc:
             return care.fail(task, exc)
 
-    def _render(self, task: SendTask, campaign: Campaign) -> str:
+    def _render(self, task: SendTask, campaign: Campaign) -> tuple[str, Optional[str]]:
         coupon = None
         if campaign.wants_coupon(task.context) and campaign.coupon is not None:
             coupon = self.crm.care.issue_coupon(task, campaign.coupon)
@@ -145,40 +154,45 @@ class Deliverer:
             text = campaign.render(task.variant, task.context, values)
         except Exception as exc:  # a template error must not take the worker down
             raise CampaignError(f"render failed: {type(exc).__name__}") from exc
-        self.crm.care.set_text(task, text, coupon.code if coupon else None)
-        return text
+        return text, (coupon.code if coupon else None)
 
-    def _send(self, task: SendTask, campaign: Campaign, route: Route, text: str) -> str:
+    def _send(self, task: SendTask, campaign: Campaign, route: Route, text: str, coupon: Optional[str],
+              *, stored: bool) -> str:
+        """Send, recording the rendered text with the outcome (or before a chat push,
+        whose action reads it from the CRM)."""
         care = self.crm.care
+        keep = {} if stored else {"text": text, "coupon_code": coupon}
         channel, address = route.channel, route.address
         if route.action == "defer" or channel is None or address is None:
-            care.defer(task, route.reason or "no_push_channel", channel)
+            care.defer(task, route.reason or "no_push_channel", channel, **keep)
             return "deferred"
         if channel in OUTPUT_CHANNEL:
             window = care.settings.wechat_window if channel == "wechat" else care.settings.web_live
             last = self.senders.rasa.last_customer_message_at(address)
             now = _aware(self.crm._now())
             if last is None or now - last > window:
-                care.defer(task, "outside_48h" if channel == "wechat" else "not_online", channel)
+                care.defer(task, "outside_48h" if channel == "wechat" else "not_online", channel, **keep)
                 return "deferred"
+            if not stored:
+                care.set_text(task, text, coupon)
             self.senders.rasa.trigger(address, OUTPUT_CHANNEL[channel], task.id)
             care.sent(task, channel, address)
             return "sent"
         if channel == "email":
             if self.senders.mail is None:
-                care.defer(task, "email_not_configured", channel)
+                care.defer(task, "email_not_configured", channel, **keep)
                 return "deferred"
             self.senders.mail.send(address, campaign.title, text, task.id)
-            care.sent(task, channel, delivered=True)
+            care.sent(task, channel, delivered=True, **keep)
             return "delivered"
         if channel == "sms":
             if self.senders.sms is None:
-                care.defer(task, "sms_not_configured", channel)
+                care.defer(task, "sms_not_configured", channel, **keep)
                 return "deferred"
             self.senders.sms.send(address, text, task.id)
-            care.sent(task, channel, delivered=True)
+            care.sent(task, channel, delivered=True, **keep)
             return "delivered"
-        care.defer(task, "no_push_channel", channel)
+        care.defer(task, "no_push_channel", channel, **keep)
         return "deferred"
 
 
