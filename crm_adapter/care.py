@@ -39,12 +39,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import consent, convert, policy, validation
+from . import config, consent, convert, policy, validation
 from .care_audience import Candidate, select_audience
 from .errors import InvalidInput, NotFound
 from .masking import guard_logger
@@ -216,16 +217,11 @@ def next_allowed(at: datetime, zone: str, windows: Iterable[tuple[time, time]]) 
     """None when ``at`` (naive UTC) is outside every quiet window in ``zone``;
     otherwise the first moment (naive UTC) outside all of them."""
     windows = list(windows)
-    moment = consent.moment(at)
     try:
-        from zoneinfo import ZoneInfo
-
         tz = ZoneInfo(zone)
-    except Exception:  # a bad stored zone must not open the night
-        from zoneinfo import ZoneInfo
-
+    except (ZoneInfoNotFoundError, ValueError):  # a bad stored zone must not open the night
         tz = ZoneInfo(consent.DEFAULT_TIMEZONE)
-    local = moment.astimezone(tz)
+    local = consent.moment(at).astimezone(tz)
     moved = False
     for _ in range(2 * len(windows) + 1):
         inside = [(s, e) for s, e in windows if consent.in_quiet_hours(local.time(), s, e)]
@@ -379,16 +375,10 @@ class Care:
         statement = insert.on_conflict_do_nothing(index_elements=["campaign", "customer_id", "occasion"])
         before = self._count_since(rules.name, now)
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             for chunk in _chunks(rows):
                 session.execute(statement, list(chunk))
         return self._count_since(rules.name, now) - before
-
-    @staticmethod
-    def crm_write_options() -> Mapping[str, Any]:
-        from .config import WRITE_OPTIONS
-
-        return WRITE_OPTIONS
 
     def _count_since(self, campaign: str, now: datetime) -> int:
         with self._session() as session:
@@ -410,7 +400,7 @@ class Care:
     def set_paused(self, campaign: str, paused: bool, by: str) -> None:
         name = validation.label(campaign, "campaign", 48)
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             row = session.get(CareCampaignState, name)
             if row is None:
                 row = CareCampaignState(campaign=name, paused=paused, updated_at=self._now(),
@@ -421,7 +411,7 @@ class Care:
 
     def record_run(self, campaign: str, day: date, summary: PlanSummary, queued: int) -> None:
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             row = session.get(CareCampaignState, campaign)
             if row is None:
                 row = CareCampaignState(campaign=campaign, paused=False, updated_at=self._now(),
@@ -441,7 +431,7 @@ class Care:
             | ((CareSend.status == "sending") & (CareSend.claimed_until < now))
         )
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             ids = list(session.execute(
                 select(CareSend.id).where(due).order_by(CareSend.next_attempt_at, CareSend.id).limit(limit)
             ).scalars())
@@ -510,7 +500,7 @@ class Care:
     def _finish(self, task: SendTask, **values: Any) -> bool:
         now = self._now()
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             done = session.execute(
                 update(CareSend).where(CareSend.id == task.id, CareSend.claim_token == task.token)
                 .values(claim_token=None, claimed_until=None, updated_at=now, **values)
@@ -521,7 +511,7 @@ class Care:
     def set_text(self, task: SendTask, text: str, coupon_code: Optional[str] = None) -> bool:
         """Store the rendered text (kept: the bot says exactly this, even at the next chat)."""
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             return session.execute(
                 update(CareSend).where(CareSend.id == task.id, CareSend.claim_token == task.token)
                 .values(text=text, coupon_code=coupon_code, updated_at=self._now())
@@ -577,7 +567,7 @@ class Care:
         """Deferred messages past their validity are skipped ("expired"), not said late."""
         now = now or self._now()
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             return session.execute(
                 update(CareSend).where(CareSend.status == "deferred", CareSend.expires_at <= now)
                 .values(status="skipped", reason="expired", updated_at=now)
@@ -618,7 +608,7 @@ class Care:
         sid = _send_id(send_id)
         now = self._now()
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             changed = session.execute(
                 update(CareSend)
                 .where(CareSend.id == sid, CareSend.status.in_(("sending", "sent", "deferred")),
@@ -665,7 +655,7 @@ class Care:
         conversation = validation.label(conversation_id, "conversation_id", 128)
         now = self._now()
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             row = session.get(CareConversation, (cid, channel))
             if row is None:
                 session.add(CareConversation(customer_id=cid, channel=channel, conversation_id=conversation,
@@ -678,7 +668,7 @@ class Care:
         """The customer wrote (after a care message in this chat): mark recent deliveries replied."""
         now = self._now()
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             return self._mark_replied(session, int(customer_id), now)
 
     def note_reply_to(self, send_id: Any) -> bool:
@@ -686,7 +676,7 @@ class Care:
         sid = _send_id(send_id)
         now = self._now()
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             return session.execute(
                 update(CareSend).where(
                     CareSend.id == sid, CareSend.replied_at.is_(None), CareSend.delivered_at.isnot(None),
@@ -743,7 +733,7 @@ class Care:
         if name not in CONTACT_CHANNELS:
             raise InvalidInput(MSG_CHANNEL)
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             if session.execute(select(Customer.id).where(Customer.id == cid, Customer.deleted.is_(False))
                                ).scalar_one_or_none() is None:
                 raise NotFound(f"customer {cid}")
@@ -766,7 +756,7 @@ class Care:
         sid = _send_id(send_id)
         now = self._now()
         with self._session() as session, session.begin():
-            session.connection(execution_options=self.crm_write_options())
+            session.connection(execution_options=config.WRITE_OPTIONS)
             return session.execute(
                 update(CareSend).where(CareSend.id == sid, CareSend.status.in_(("dead", "failed")))
                 .values(status="queued", attempts=0, next_attempt_at=now, updated_at=now, last_error=None)

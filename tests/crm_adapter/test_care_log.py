@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from crm_adapter import CRM
 from crm_adapter.care import CampaignRules, CareSettings
 from crm_adapter.errors import InvalidInput
-from crm_adapter.models import CareSend, Complaint, Consent, Order
+from crm_adapter.models import CareSend, Complaint, Consent
 from tests.crm_adapter import care_fixtures as make
 from tests.crm_adapter.conftest import Clock
 
@@ -204,3 +204,19 @@ def test_erasure_scrubs_care_rows_and_export_includes_them(empty_crm: CRM, clock
     assert row.text == "[已删除]" and row.context == {} and row.status == "skipped"
     assert "王小明" not in str(empty_crm.export_customer(cid))
     assert empty_crm.export_customer(cid)["care_conversations"] == []
+
+
+def test_bad_input_is_refused_in_chinese_and_changes_nothing(empty_crm: CRM) -> None:
+    cid = make.customer(empty_crm)
+    for bad in ("pigeon", "", None):
+        with pytest.raises(InvalidInput) as exc:
+            empty_crm.care.set_channel_preference(cid, bad)
+        assert "联系渠道" in exc.value.message_zh
+    for bad in (None, "abc", -1, 0, True, 1.5):
+        with pytest.raises(InvalidInput):
+            empty_crm.care.mark_delivered(bad)
+    with pytest.raises(InvalidInput):
+        empty_crm.care.record_followup("x", "conv", True, "k")
+    assert empty_crm.export_customer(cid)["care_channel_preference"] == []
+    empty_crm.care.set_channel_preference(cid, " SMS ")
+    assert empty_crm.export_customer(cid)["care_channel_preference"][0]["channel"] == "sms"

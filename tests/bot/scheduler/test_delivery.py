@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import socket
-from datetime import date, timedelta
+from datetime import date
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any, Iterator
