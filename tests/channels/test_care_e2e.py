@@ -86,7 +86,7 @@ def test_outside_the_window_it_waits_for_the_next_message(
     assert (_sends(wcrm, cid)[0].status, _sends(wcrm, cid)[0].reason) == ("deferred", "outside_48h")
     assert fake_wechat.delivered_to(openid) == []
     answer = peer.say(openid, "在吗")
-    said = (answer.text or "") + "".join(fake_wechat.wait_for(openid, 1, timeout=30))
+    said = (answer.text or "") + "".join(fake_wechat.wait_for(openid, 1, timeout=8))
     assert "吴磊您好" in said and "生日快乐" in said
     assert _sends(wcrm, cid)[0].status == "delivered"
 
@@ -104,7 +104,7 @@ def test_not_solved_reopens_the_complaint(
     assert any("解决了吗" in t for t in fake_wechat.wait_for(openid, 1, timeout=60))
     before = len(fake_wechat.delivered_to(openid))
     answer = peer.say(openid, "没解决")
-    said = (answer.text or "") + "".join(fake_wechat.wait_for(openid, before + 1, timeout=20)[before:])
+    said = (answer.text or "") + "".join(fake_wechat.wait_for(openid, before + 1, timeout=8)[before:])
     assert "重新打开" in said and ticket in said
     with Session(wcrm.engine, future=True) as session:
         assert session.query(Complaint).filter_by(ticket_number=ticket).one().status == "open"

@@ -74,7 +74,7 @@ def order(crm: CRM, customer_id: int, product_id: int, at: datetime, status: str
 def complaint(crm: CRM, customer_id: int, *, resolved_at: Optional[datetime], created: datetime,
               status: str = "resolved") -> str:
     n = next(_numbers)
-    ticket = f"TS{created:%Y%m%d}{n % 10000:04d}"
+    ticket = f"TS{created:%Y%m%d}{9000 + n % 1000:04d}"  # clear of the seed's 0001...
     with Session(crm.engine, future=True) as session, session.begin():
         session.add(Complaint(ticket_number=ticket, customer_id=customer_id, category="quality",
                               description="杯子有裂缝", severity="medium", status=status, channel="wechat",
