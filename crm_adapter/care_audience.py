@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Callable, Iterator, Mapping
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -120,29 +120,30 @@ def repurchase(session: Session, day: date, params: Mapping[str, Any]) -> Iterat
     """
     lookback = _int(params, "lookback_days", 14, 0, 365)
     end = china_day_start(day + timedelta(days=1))
-    order_day = day_number(Order.created_at)
+    # Day numbers of the group's extremes (converting 2 values per group, not every row).
+    last, first = day_number(func.max(Order.created_at)), day_number(func.min(Order.created_at))
+    bought = func.count(func.distinct(Order.id))
+    own = case((and_(bought >= 2, last > first), (last - first) / (bought - 1)),
+               else_=func.min(Product.repurchase_days) * 1.0)
+    interval = case((own < 1.0, 1.0), else_=own)  # two orders on one day are not a 0-day rhythm
+    due = last + interval
+    today = to_day(end)
+    # The due test runs in the database: only the few due groups travel, not every
+    # (customer, category) pair with a consumable purchase.
     query = (
-        select(
-            Order.customer_id, Product.category,
-            func.max(order_day), func.min(order_day), func.count(func.distinct(Order.id)),
-            func.min(Product.repurchase_days), func.max(Order.order_number),
-        )
+        select(Order.customer_id, Product.category, interval, func.max(Order.order_number))
         .join(OrderItem, OrderItem.order_id == Order.id)
         .join(Product, Product.id == OrderItem.product_id)
         .join(Customer, Customer.id == Order.customer_id)
         .where(_live(), Product.repurchase_days.isnot(None), Order.status.in_(PURCHASED_STATUSES),
                Order.created_at < end)
         .group_by(Order.customer_id, Product.category)
+        .having(and_(due >= today - lookback - 1, due <= today))
         .order_by(Order.customer_id, Product.category)
     )
-    today = to_day(end)
-    for cid, category, last, first, count, product_days, last_number in session.execute(query):
-        interval = (last - first) / (count - 1) if count >= 2 and last > first else float(product_days)
-        interval = max(interval, 1.0)
-        due = last + interval
-        if today - lookback - 1 <= due <= today:
-            yield Candidate(cid, f"repurchase:{category}:{last_number}",
-                            {"category": category, "interval_days": round(interval)})
+    for cid, category, days, last_number in session.execute(query):
+        yield Candidate(cid, f"repurchase:{category}:{last_number}",
+                        {"category": category, "interval_days": round(float(days))})
 
 
 def win_back(session: Session, day: date, params: Mapping[str, Any]) -> Iterator[Candidate]:
