@@ -51,6 +51,8 @@ LEASE_NAME = "care-scheduler"
 JOB_TABLE = "care_jobs"
 CHINA = "Asia/Shanghai"
 DELIVER_JOB = "deliver"
+#: Messages one delivery job sends at most before giving the (single) worker back to other jobs.
+DELIVER_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,13 @@ def run_campaign_job(name: str) -> None:
         log.warning("care job for unknown campaign %s skipped", name)
         return
     run_campaign(context.crm, context.campaigns[name])
-    context.deliverer.deliver_due()
+    context.deliverer.deliver_due(limit=DELIVER_BATCH)
 
 
 def deliver_job() -> None:
     """APScheduler job: deliver what is due (retries, quiet hours over, new rows)."""
     if _CONTEXT is not None:
-        _CONTEXT.deliverer.deliver_due()
+        _CONTEXT.deliverer.deliver_due(limit=DELIVER_BATCH)
 
 
 def job_store_engine(url: str) -> Engine:
