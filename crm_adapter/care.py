@@ -858,3 +858,16 @@ def _send_id(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit() and int(value.strip()) > 0:
         return int(value.strip())
     raise InvalidInput(MSG_SEND_ID)
+
+
+def _guard_public_methods() -> None:
+    """Database failures leave `Care` as `CRMUnavailable`, like every `CRM` method
+    (crm_adapter.errors: callers handle only the adapter's own errors)."""
+    from .service import _guarded
+
+    for name, member in list(vars(Care).items()):
+        if not name.startswith("_") and callable(member) and not isinstance(member, staticmethod):
+            setattr(Care, name, _guarded(member))
+
+
+_guard_public_methods()

@@ -220,3 +220,13 @@ def test_bad_input_is_refused_in_chinese_and_changes_nothing(empty_crm: CRM) -> 
     assert empty_crm.export_customer(cid)["care_channel_preference"] == []
     empty_crm.care.set_channel_preference(cid, " SMS ")
     assert empty_crm.export_customer(cid)["care_channel_preference"][0]["channel"] == "sms"
+
+
+def test_an_unreachable_database_is_crm_unavailable(tmp_path) -> None:
+    from crm_adapter.errors import CRMUnavailable
+
+    crm = CRM(f"sqlite:///{tmp_path / 'missing' / 'crm.sqlite3'}")
+    for call in (lambda: crm.care.mark_delivered(1), lambda: crm.care.claim(), lambda: crm.care.metrics(),
+                 lambda: crm.care.take_deferred(1, "web", "s"), lambda: crm.care.requeue(1)):
+        with pytest.raises(CRMUnavailable):
+            call()
