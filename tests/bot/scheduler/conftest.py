@@ -9,7 +9,7 @@ import pytest
 
 from bot.scheduler import campaigns as campaigns_mod
 from crm_adapter import CRM
-from tests.crm_adapter.conftest import Clock, sqlite_url
+from tests.crm_adapter.conftest import BACKENDS, Clock, postgres, postgres_db, sqlite_url  # noqa: F401 (fixtures)
 
 #: 10:00 China time on 31 May 2026, as naive UTC.
 MORNING = datetime(2026, 5, 31, 2, 0)
@@ -20,8 +20,11 @@ def clock() -> Clock:
     return Clock(MORNING)
 
 
-@pytest.fixture
-def crm_url(tmp_path: Path) -> str:
+@pytest.fixture(params=BACKENDS)
+def crm_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: SQLite, and PostgreSQL too when KEFU_TEST_POSTGRES_URL is set."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_db")()
     return sqlite_url(tmp_path / "crm.sqlite3")
 
 
