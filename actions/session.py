@@ -14,6 +14,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import care as care_actions
 from actions import common
 from crm_adapter import errors
 from crm_adapter.views import ComplaintView, CouponView
@@ -39,20 +40,26 @@ class ActionIdentify(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
+        external = _is_external(tracker)
         if tracker.get_slot("identity_checked") or tracker.get_slot("verified"):
+            if tracker.get_slot("care_reply_pending") and not external:
+                return _note_care_reply(tracker)
             return []
         try:
             identity = channel_identity(tracker)
             customer = common.crm().resolve_identity(*identity) if identity else None
             if customer is None:
                 return [SlotSet("identity_checked", True)]
+            if external:  # a scheduled message or the desk opened this session: no welcome
+                return [SlotSet("identity_checked", True), *common.identity_slots(customer)]
             open_complaints = common.crm().complaints_for_customer(customer.id, open_only=True)
         except errors.CRMUnavailable:
             logger.warning("CRM unavailable while identifying a conversation")
             return []
         coupon = _retention_coupon(tracker, customer.id)
         dispatcher.utter_message(text=welcome(customer.name, customer.tier, open_complaints, coupon))
-        return [SlotSet("identity_checked", True), *common.identity_slots(customer)]
+        care_events = _deferred_care(dispatcher, tracker, customer.id)
+        return [SlotSet("identity_checked", True), *common.identity_slots(customer), *care_events]
 
 
 # bot.channels.web puts the shop's verified uid here (the client cannot set it).
@@ -75,6 +82,34 @@ def channel_identity(tracker: Tracker) -> Optional[tuple[str, str]]:
     user = next((e for e in reversed(tracker.events) if e.get("event") == "user"), None)
     uid = ((user or {}).get("metadata") or {}).get(WEB_UID_KEY)
     return (WEB_CHANNEL, uid) if isinstance(uid, str) and uid else None
+
+
+def _is_external(tracker: Tracker) -> bool:
+    """Whether the latest "message" was an injected EXTERNAL_* intent, not the customer."""
+    intent = ((tracker.latest_message or {}).get("intent") or {}).get("name") or ""
+    return intent.startswith("EXTERNAL_")
+
+
+def _deferred_care(dispatcher: CollectingDispatcher, tracker: Tracker, customer_id: int) -> list[EventType]:
+    """Remember where the customer chats now (crm_adapter.care) and say the care messages
+    that could not reach them earlier (actions.care)."""
+    try:
+        care = common.crm().care
+        care.note_conversation(customer_id, common.channel_of(tracker), tracker.sender_id)
+        return care_actions.say(dispatcher, care.take_deferred(customer_id, common.channel_of(tracker),
+                                                               tracker.sender_id))
+    except (errors.CRMUnavailable, errors.InvalidInput):
+        logger.warning("deferred care messages not checked for this conversation")
+        return []
+
+
+def _note_care_reply(tracker: Tracker) -> list[EventType]:
+    """The customer wrote after a care message: that counts as a reply (campaign metrics)."""
+    try:
+        common.crm().care.note_reply_to(tracker.get_slot("care_send_id"))
+    except (errors.CRMUnavailable, errors.InvalidInput):
+        logger.warning("care reply not recorded")
+    return [SlotSet("care_reply_pending", False)]
 
 
 def _retention_coupon(tracker: Tracker, customer_id: int) -> Optional[CouponView]:

@@ -1,5 +1,5 @@
 """Process supervisor: the action server, the Rasa server, the website
-widget server and the agent desk, started together and stopped together.
+widget server, the agent desk and the care scheduler, started together and stopped together.
 
 `make run` calls this.  It waits until both answer, prints where to talk to
 the bot, and on Ctrl-C (or SIGTERM) stops both cleanly.  `--shell` opens
@@ -49,7 +49,7 @@ class Stack:
     def _commands(self) -> dict[str, list[str]]:
         s = self.settings
         python = str(Path(sys.executable).parent / "python")
-        return {
+        commands = {
             "actions": [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(s.action_port)],
             "rasa": [python, "-m", "bot.rasa_server", "run", "--enable-api", "--auth-token", s.rasa_token,
                      "-i", s.host, "-p", str(s.rasa_port), "--model", str(s.model_path),
@@ -59,6 +59,10 @@ class Stack:
                     "--socket-url", s.rasa_url],
             "desk": [python, "-m", "bot.desk.server", "--host", s.host, "--port", str(s.desk_port)],
         }
+        if s.care_scheduler:
+            # Proactive care (bot/scheduler): leader or standby; no port, nothing to poll.
+            commands["scheduler"] = [python, "-m", "bot.scheduler", "run"]
+        return commands
 
     def start(self, timeout: float = 180.0) -> None:
         for name, args in self._commands().items():
@@ -146,6 +150,8 @@ def isolated_stack(var_dir: Path, crm_url: str,
     """
     settings = settings_mod.load(var_dir, {
         "KEFU_WECHAT_TOKEN": "", "KEFU_WEB_SECRET": "", "KEFU_WEB_ORIGINS": "",
+        # Tests drive care delivery themselves; a scheduler only when asked for.
+        "KEFU_CARE_SCHEDULER": "0",
         **(overrides or {}),
         "KEFU_RASA_PORT": str(free_port()), "KEFU_ACTION_PORT": str(free_port()),
         "KEFU_WEB_PORT": str(free_port()), "KEFU_DESK_PORT": str(free_port()),

@@ -46,6 +46,8 @@ class Settings:
     @property
     def desk_url(self) -> str:
         return f"http://{self.host}:{self.desk_port}"
+    # Proactive care (bot/scheduler): start the scheduler process with the stack.
+    care_scheduler: bool = True
 
     @property
     def web_url(self) -> str:
@@ -127,6 +129,7 @@ def load(var_dir: Path | None = None, overrides: dict[str, str] | None = None) -
         desk_port=int(env.get("KEFU_DESK_PORT") or "8090"),
         desk_auto_assign=env.get("KEFU_DESK_AUTO_ASSIGN", ""),
         desk_cookie_secure=env.get("KEFU_DESK_COOKIE_SECURE", ""),
+        care_scheduler=(env.get("KEFU_CARE_SCHEDULER") or "1").strip().lower() not in ("0", "false", "no", "off"),
     )
 
 

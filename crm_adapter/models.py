@@ -33,11 +33,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
     Text,
     Time,
+    Unicode,
     UniqueConstraint,
     text,
 )
@@ -765,6 +767,128 @@ class OutboxEntry(Base):
     )
 
 
+# -- Proactive care (crm_adapter.care, bot/scheduler) ---------------------------
+
+#: queued -> sending -> sent -> delivered; deferred (waits for the customer's next
+#: chat); failed (retried with back-off) -> dead; skipped (with a reason).
+CARE_STATUSES = ("queued", "sending", "sent", "delivered", "deferred", "failed", "dead", "skipped")
+CARE_VARIANTS = ("A", "B")
+
+
+class CareSend(Base):
+    """One care message: (campaign, customer, occasion) at most once, ever.
+
+    Written before anything is sent, so the unique constraint -- not care in
+    the code -- is what keeps a crash, a restart or a second scheduler from
+    greeting a customer twice. ``claimed_until``/``claim_token`` are a lease
+    like the outbox's: a sender that dies gives the row back when it lapses.
+    ``text`` is the rendered message (it may carry the customer's name, so
+    erasure blanks it); ``conversation_id`` is the chat it was pushed into.
+    """
+
+    __tablename__ = "care_sends"
+
+    id = Column(Integer, primary_key=True)
+    campaign = Column(String(48), nullable=False)
+    customer_id = Column(Integer, ForeignKey("customers.id"), nullable=False)
+    occasion = Column(String(64), nullable=False)
+    variant = Column(String(1), nullable=False)
+    purpose = Column(String(16), nullable=False)
+    status = Column(String(16), nullable=False)
+    reason = Column(String(32))
+    channel = Column(String(16))
+    # What the template needs (name, holiday, ticket ...), fixed at selection;
+    # ``text`` is rendered from it when the message goes out.
+    context = Column(JSON, nullable=False)
+    text = Column(Text)
+    coupon_code = Column(String(32))
+    conversation_id = Column(String(128))
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(DateTime, nullable=False)
+    claimed_until = Column(DateTime)
+    claim_token = Column(String(32))
+    last_error = Column(String(500))
+    expires_at = Column(DateTime, nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    updated_at = Column(DateTime, nullable=False)
+    sent_at = Column(DateTime)
+    delivered_at = Column(DateTime)
+    replied_at = Column(DateTime)
+    outcome = Column(String(16))  # the customer's answer to a follow-up: "solved" / "unsolved"
+
+    __table_args__ = (
+        UniqueConstraint("campaign", "customer_id", "occasion"),
+        _in("status", CARE_STATUSES),
+        _in("variant", CARE_VARIANTS),
+        _in("purpose", CONSENT_PURPOSES),
+        Index("ix_care_sends_status_next", "status", "next_attempt_at"),
+        Index("ix_care_sends_customer_created", "customer_id", "created_at"),
+    )
+
+
+class CareCampaignState(Base):
+    """A campaign's runtime state; its definition lives in bot/scheduler/campaigns.yml."""
+
+    __tablename__ = "care_campaign_states"
+
+    campaign = Column(String(48), primary_key=True)
+    paused = Column(Boolean, nullable=False, default=False)
+    last_run_at = Column(DateTime)
+    last_run_day = Column(Date)
+    last_selected = Column(Integer)
+    last_summary = Column(JSON)  # counts of the last run: selected, queued, skipped per reason
+    updated_at = Column(DateTime, nullable=False)
+    updated_by = Column(String(64), nullable=False)
+
+
+class CareChannelPreference(Base):
+    """Where a customer wants to hear from the shop; no row: their latest chat channel."""
+
+    __tablename__ = "care_channel_preferences"
+
+    customer_id = Column(Integer, ForeignKey("customers.id"), primary_key=True)
+    channel = Column(String(16), nullable=False)
+    updated_at = Column(DateTime, nullable=False)
+
+    __table_args__ = (_in("channel", CONTACT_CHANNELS),)
+
+
+class CareConversation(Base):
+    """The chat a customer was last recognised in, per Rasa channel.
+
+    A website conversation's id is a browser session id, unknowable from the
+    shop uid; the scheduler needs it to push into a live widget.
+    """
+
+    __tablename__ = "care_conversations"
+
+    customer_id = Column(Integer, ForeignKey("customers.id"), primary_key=True)
+    channel = Column(String(32), primary_key=True)
+    conversation_id = Column(String(128), nullable=False)
+    seen_at = Column(DateTime, nullable=False)
+
+
+class SchedulerLease(Base):
+    """Leader election for the scheduler: whoever holds an unexpired row leads."""
+
+    __tablename__ = "scheduler_leases"
+
+    name = Column(String(32), primary_key=True)
+    holder = Column(String(128), nullable=False)
+    acquired_at = Column(DateTime, nullable=False)
+    expires_at = Column(DateTime, nullable=False)
+
+
+class CareJob(Base):
+    """APScheduler's SQLAlchemyJobStore table (same shape), so migrations own it."""
+
+    __tablename__ = "care_jobs"
+
+    id = Column(Unicode(191), primary_key=True)
+    next_run_time = Column(Float(25), index=True)
+    job_state = Column(LargeBinary, nullable=False)
+
+
 __all__ = [
     "Base",
     "Customer",
@@ -794,4 +918,10 @@ __all__ = [
     "AnalyticsRun",
     "NpsResponse",
     "OutboxEntry",
+    "CareSend",
+    "CareCampaignState",
+    "CareChannelPreference",
+    "CareConversation",
+    "SchedulerLease",
+    "CareJob",
 ]

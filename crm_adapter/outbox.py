@@ -145,6 +145,20 @@ def _deliver(directory: d.CustomerDirectory, operation: str, payload: Mapping[st
     raise ValueError(f"unknown outbox operation {operation!r}")
 
 
+def backoff_delay(attempts: int, base_delay: timedelta, max_delay: timedelta, rng: random.Random) -> timedelta:
+    """Exponential back-off with jitter: base x 2^(attempts-1), capped, times U(0.5, 1).
+
+    Shared with the care scheduler's retries (crm_adapter.care).
+    """
+    ceiling = min(max_delay, base_delay * 2 ** max(attempts - 1, 0))
+    return ceiling * rng.uniform(0.5, 1.0)
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error for a ``last_error`` column: type and message, PII masked, bounded."""
+    return _describe(exc)
+
+
 def _describe(exc: BaseException) -> str:
     """An error for the ``last_error`` column: type and message, PII masked, bounded."""
     text = exc.message_zh if isinstance(exc, InvalidInput) else str(exc)
@@ -310,8 +324,7 @@ class Outbox:
         return done == 1
 
     def _backoff(self, attempts: int) -> timedelta:
-        ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempts - 1, 0))
-        return ceiling * self._rng.uniform(0.5, 1.0)
+        return backoff_delay(attempts, self.base_delay, self.max_delay, self._rng)
 
     def _drain(
         self, *, limit: Optional[int], only_id: Optional[int] = None, first_refusal_raises: bool = False

@@ -14,7 +14,8 @@ timestamps) must stay true. What can identify a person goes: name, phone,
 email, birthday, gender, addresses, tracking numbers, channel identities
 (so the customer can no longer be recognised on any channel), the free text
 of complaints, escalations, tickets, returns, interactions and ratings
-(customers type phone numbers and names into it), invoice contact data, the
+(customers type phone numbers and names into it), care messages (their text
+and template context carry the name; pending ones are cancelled), invoice contact data, the
 sender ids that link conversations to them, and stored idempotency results
 that copied any of this. Records a customer left before being verified are
 found through their channel identities and treated the same way.
@@ -48,6 +49,9 @@ from .models import (
     ContactPreference,
     Coupon,
     CsatRating,
+    CareChannelPreference,
+    CareConversation,
+    CareSend,
     Customer,
     Escalation,
     EscalationEvent,
@@ -100,6 +104,9 @@ _MASKS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "invoice_requests": {"email": mask_email},
     "interactions": {"summary": _mask_free_text, "sender_id": _mask_identifier},
     "csat_ratings": {"comment": _mask_free_text, "sender_id": _mask_identifier},
+    # Care texts are rendered from templates with the customer's name: hidden whole.
+    "care_sends": {"text": lambda _: "****", "context": lambda _: "****", "conversation_id": _mask_identifier},
+    "care_conversations": {"conversation_id": _mask_identifier},
 }
 
 
@@ -180,6 +187,11 @@ def export_data(session: Session, customer: Customer, now: datetime, *, masked: 
         "consents": rows(Consent, Consent.customer_id == cid),
         "csat_ratings": rows(CsatRating, _linked(CsatRating, cid, pairs)),
         "coupons": rows(Coupon, Coupon.customer_id == cid),
+        "care_messages": rows(CareSend, CareSend.customer_id == cid),
+        "care_channel_preference": [_row(r, masked) for r in _all(
+            session, select(CareChannelPreference).where(CareChannelPreference.customer_id == cid))],
+        "care_conversations": [_row(r, masked) for r in _all(
+            session, select(CareConversation).where(CareConversation.customer_id == cid))],
     }
 
 
@@ -259,6 +271,10 @@ def erase(session: Session, customer: Customer, now: datetime) -> dict[str, int]
     blank(PaymentTicket, PaymentTicket.customer_id == cid, description=REDACTED)
     blank(InvoiceRequest, InvoiceRequest.customer_id == cid, title=REDACTED, tax_number=None, email=REDACTED)
     blank(Order, Order.customer_id == cid, address=REDACTED, tracking_number=None)
+
+    from .care import Care  # here: care imports the service, which imports this module
+
+    redacted += Care.erase(session, cid, REDACTED)
 
     identities_removed = session.execute(
         delete(ChannelIdentity).where(ChannelIdentity.customer_id == cid).execution_options(synchronize_session=False)

@@ -107,6 +107,7 @@ from .views import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .care import Care
     from .directory import CustomerDirectory
     from .outbox import Outbox
 
@@ -240,6 +241,13 @@ class CRM:
     def desk(self) -> "servicedesk.ServiceDesk":
         """The service desk (queue, staff, timeline) over this same database."""
         return servicedesk.ServiceDesk(self)
+
+    @functools.cached_property
+    def care(self) -> "Care":
+        """Proactive care's send log and rules (crm_adapter.care) over this same database."""
+        from .care import Care
+
+        return Care(self)
 
     def __repr__(self) -> str:  # never show credentials in a URL
         return f"CRM({self.url.split('@')[-1]!r})"

@@ -786,11 +786,14 @@ class ServiceDesk:
 
         return self._run(work)
 
-    def customer_wrote(self, channel: str, sender_id: str) -> tuple[Optional[Conversation], bool]:
+    def customer_wrote(self, channel: str, sender_id: str,
+                       at: Optional[datetime] = None) -> tuple[Optional[Conversation], bool]:
         """A customer message arrived in a handed-off chat.
 
         Returns the chat and whether to tell the customer their place in the
         queue again (queued, and not told within `QUEUE_NOTICE_EVERY`).
+        ``at``: when the customer wrote; the message that asked for a person
+        (written before the escalation existed) already got its answer.
         """
         def work(session: Session, now: datetime) -> tuple[Optional[Conversation], bool]:
             e = session.execute(
@@ -799,6 +802,8 @@ class ServiceDesk:
                 .order_by(Escalation.id.desc()).limit(1)).scalar_one_or_none()
             if e is None:
                 return None, False
+            if at is not None and policy.utc_naive(at) <= e.created_at:
+                return self._view(session, e, now), False
             e.last_customer_message_at = now
             notice = e.status == "pending" and not e.callback and (
                 e.last_notice_at is None or now - e.last_notice_at >= QUEUE_NOTICE_EVERY)

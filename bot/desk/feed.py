@@ -209,7 +209,8 @@ class Feed:
                 continue  # a triggered intent (EXTERNAL_*), not the customer writing
             if data["event"] == "user":
                 channel = str(data.get("input_channel") or "")
-                conversation, notice = await asyncio.to_thread(self.desk.customer_wrote, channel, sender)
+                conversation, notice = await asyncio.to_thread(self.desk.customer_wrote, channel, sender,
+                                                               turn.at)
                 if conversation is None:
                     continue
                 ids = [conversation.id]

@@ -49,6 +49,11 @@ def test_supervisor_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert requests.get(f"http://127.0.0.1:{rasa_port}/status", timeout=10).status_code == 401
         assert requests.get(f"http://127.0.0.1:{rasa_port}/status", params={"token": token},
                             timeout=10).ok
+        # The care scheduler is part of the stack and leads (it is the only one).
+        deadline = time.monotonic() + 60
+        while not any("care scheduler: leader" in line for line in output) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert any("care scheduler: leader" in line for line in output), "".join(output[-50:])
     finally:
         proc.send_signal(signal.SIGINT)
         try:

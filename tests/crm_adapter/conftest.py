@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import Integer, create_engine, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
@@ -140,7 +140,8 @@ class SeededPostgres:
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
             for table in self.tables:
                 conn.execute(text(f"INSERT INTO public.{table.name} SELECT * FROM {self.SNAPSHOT}.{table.name}"))
-                if "id" in table.c and table.c.id.autoincrement:
+                # (autoincrement is "auto", truthy, even on a text key such as care_jobs.id)
+                if "id" in table.c and isinstance(table.c.id.type, Integer) and table.c.id.autoincrement:
                     conn.execute(text(
                         f"SELECT setval(pg_get_serial_sequence('public.{table.name}', 'id'), "
                         f"(SELECT COALESCE(MAX(id), 0) + 1 FROM public.{table.name}), false)"

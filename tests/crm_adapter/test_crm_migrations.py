@@ -20,7 +20,9 @@ from .conftest import SEED_NOW
 #: Tables that later revisions add (the rest are the baseline's).
 TABLES_AFTER_BASELINE = {"contact_preferences", "customer_metrics", "customer_segment_changes", "analytics_runs", "nps_responses", "outbox",
                          "staff", "staff_sessions", "escalation_events", "canned_responses",
-                         "complaint_events", "complaint_search"}
+                         "complaint_events", "complaint_search",
+                         "care_sends", "care_campaign_states", "care_channel_preferences",
+                         "care_conversations", "scheduler_leases", "care_jobs"}
 #: SQLite's FTS5 search table over complaint_search and its shadow tables
 #: (migration 0007): database machinery, not models.
 FTS_PREFIX = "complaint_search_fts"

@@ -26,7 +26,7 @@ ZHANG_PII = ("13800138000", "张伟", "张江路100号", "zhang")
 SECTIONS = {
     "format", "exported_at", "masked", "customer", "contact_preferences", "identities", "orders",
     "returns", "complaints", "complaint_events", "escalations", "payment_tickets", "invoice_requests", "interactions",
-    "consents", "csat_ratings", "coupons",
+    "consents", "csat_ratings", "coupons", "care_messages", "care_channel_preference", "care_conversations",
 }
 
 

@@ -330,3 +330,13 @@ def test_erasure_scrubs_the_timeline_and_callback_phone(crm: CRM) -> None:
         assert not any("13900000000" in b or "李娜" in b for b in bodies)
         assert s.get(Escalation, eid).callback_phone is None
         assert s.execute(select(Staff.username)).scalars().all() == ["alice"]
+
+
+def test_the_message_that_asked_for_a_person_gets_no_queue_notice(crm: CRM, clock: Clock) -> None:
+    asked_at = clock.now
+    clock.advance(seconds=1)  # the action runs after the message arrived
+    eid = _escalate(crm, "s9")
+    assert crm.desk.customer_wrote("socketio", "s9", asked_at) == (crm.desk.conversation(eid), False)
+    assert crm.desk.conversation(eid).last_customer_message_at is None
+    clock.advance(seconds=5)
+    assert crm.desk.customer_wrote("socketio", "s9", clock.now)[1] is True

@@ -4,7 +4,7 @@ a Chinese full-text index over descriptions and transcripts, and the staff
 right to see customers' personal data unmasked.
 
 Revision ID: 0007
-Revises: 0005 (a parallel branch adds 0006; the lead re-chains on merge)
+Revises: 0006
 Create Date: 2026-11-23
 
 Frozen on purpose (no import of crm_adapter.models).
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0007'
-down_revision: Union[str, Sequence[str], None] = '0005'
+down_revision: Union[str, Sequence[str], None] = '0006'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
