@@ -62,8 +62,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('first_response_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('updated_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('outcome', sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column('reopened_count', sa.Integer(), nullable=False, server_default=sa.text('0')))
-        batch_op.create_check_constraint('outcome', "outcome IN ('resolved', 'rejected')")
+        batch_op.add_column(sa.Column('reopened_count', sa.Integer(), nullable=False, server_default='0'))
+    # Only ADD COLUMNs above: SQLite then alters in place.  A CHECK added to an
+    # existing table would make Alembic rebuild `complaints` on SQLite, which
+    # fails on a populated database (other tables' foreign keys point at it),
+    # so the outcome check exists on PostgreSQL only; the code writes only
+    # these two values.
+    if op.get_bind().dialect.name != 'sqlite':
+        op.create_check_constraint(op.f('ck_complaints_outcome'), 'complaints',
+                                   "outcome IN ('resolved', 'rejected')")
     for name, columns in _LIST_INDEXES:
         op.create_index(name, 'complaints', columns, unique=False)
     op.create_table(
@@ -94,7 +101,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('complaint_id', name=op.f('pk_complaint_search')),
     )
     with op.batch_alter_table('staff') as batch_op:
-        batch_op.add_column(sa.Column('pii_access', sa.Boolean(), nullable=False, server_default=sa.text('false')))
+        batch_op.add_column(sa.Column('pii_access', sa.Boolean(), nullable=False, server_default='0'))
     dialect = op.get_bind().dialect.name
     if dialect == 'sqlite':
         for statement in SQLITE_FTS:
@@ -117,7 +124,8 @@ def downgrade() -> None:
     op.drop_table('complaint_events')
     for name, _ in reversed(_LIST_INDEXES):
         op.drop_index(name, table_name='complaints')
+    if op.get_bind().dialect.name != 'sqlite':
+        op.drop_constraint(op.f('ck_complaints_outcome'), 'complaints', type_='check')
     with op.batch_alter_table('complaints') as batch_op:
-        batch_op.drop_constraint('outcome', type_='check')
         for name in ('reopened_count', 'outcome', 'updated_at', 'first_response_at', 'assigned_to'):
             batch_op.drop_column(name)
