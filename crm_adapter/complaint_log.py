@@ -27,11 +27,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from . import complaint_search, policy
-from .errors import CRMError, CRMUnavailable, InvalidInput, NotFound
+from .errors import InvalidInput, NotFound
 from .masking import guard_logger, mask_name, mask_phone, mask_text
 from .models import (
     COMPLAINT_CATEGORIES,
@@ -301,17 +300,7 @@ class ComplaintLog:
         return self._crm._now()
 
     def _run(self, work: Callable[[Session, datetime], T], write: bool = False) -> T:
-        try:
-            if write:
-                with self._crm._transaction() as session:
-                    return work(session, self._now())
-            with self._crm._read() as session:
-                return work(session, self._now())
-        except CRMError:
-            raise
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("complaint log storage unavailable: %s", type(exc).__name__)
-            raise CRMUnavailable(f"complaint log unavailable ({type(exc).__name__})") from exc
+        return self._crm.run_unit(work, write=write)
 
     # -- reading -------------------------------------------------------------
 

@@ -305,6 +305,17 @@ class CRM:
             yield session
             session.commit()
 
+    @_guarded
+    def run_unit(self, work: Callable[[Session, datetime], T], *, write: bool) -> T:
+        """One transaction (or read) for a service over this database (the desk,
+        the complaint log), guarded like the CRM's own methods: a database
+        failure leaves as `CRMUnavailable`."""
+        if write:
+            with self._transaction() as session:
+                return work(session, self._now())
+        with self._read() as session:
+            return work(session, self._now())
+
     def _write(
         self,
         kind: str,

@@ -35,11 +35,10 @@ from statistics import median
 from typing import Callable, Iterable, Optional, TypeVar
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from . import policy, validation
-from .errors import CRMError, CRMUnavailable, InvalidInput, NotFound
+from .errors import InvalidInput, NotFound
 from .masking import mask_phone
 from .models import (
     ACTIVE_ESCALATION_STATUSES,
@@ -361,18 +360,7 @@ class ServiceDesk:
         return self._crm._now()
 
     def _run(self, work: Callable[[Session, datetime], T], write: bool = True) -> T:
-        """One transaction; database failures become `CRMUnavailable` (like the CRM's)."""
-        try:
-            if write:
-                with self._crm._transaction() as session:
-                    return work(session, self._now())
-            with self._crm._read() as session:
-                return work(session, self._now())
-        except CRMError:
-            raise
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("desk storage unavailable: %s", type(exc).__name__)
-            raise CRMUnavailable(f"desk database unavailable ({type(exc).__name__})") from exc
+        return self._crm.run_unit(work, write=write)
 
     @staticmethod
     def _event(session: Session, escalation_id: int, kind: str, actor: str, body: Optional[str],

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import pytest
 
+from sqlalchemy import select
+
 from crm_adapter import CRM, errors
 from crm_adapter.retention import RetentionOffer
 
@@ -56,6 +58,7 @@ CALLS: dict[str, Callable[[CRM], Any]] = {
     "may_contact": lambda c: c.may_contact(1, "sms", "marketing"),
     "export_customer": lambda c: c.export_customer(1),
     "erase_customer": lambda c: c.erase_customer(1, "k:1:erase"),
+    "run_unit": lambda c: c.run_unit(lambda session, now: session.execute(select(1)).scalar(), write=True),
 }
 
 # care and desk are the care send log and the service desk over the same database (own tests).
