@@ -38,17 +38,18 @@ def test_low_tier_customer_needs_two_angry_messages(stack, stack_crm: CRM) -> No
     assert reasons(stack_crm, wangfang) == ["negative_sentiment"]
 
 
-def test_anonymous_customer_needs_two_angry_messages_in_a_row(anonymous: Chat,
-                                                              stack_crm: CRM) -> None:
-    # Lines the intent model does not take for a complaint (which would start
-    # the complaint form, where this trigger waits for the submission).
-    replies = [anonymous.say("人呢？死哪去了？"), anonymous.say("你好"),  # calm: starts over
-               anonymous.say("别装死，回话！")]
-    assert not any(APOLOGY in r for r in replies), replies
+def test_one_angry_message_does_not_escalate_an_anonymous_customer(anonymous: Chat,
+                                                                   stack_crm: CRM) -> None:
+    # What the intent model makes of an angry line varies between trainings
+    # (a fallback, a complaint that opens the form, ...); whatever it is, one
+    # angry message is below an anonymous customer's threshold.  The streak
+    # itself (two in a row, a calm message starting over, waiting inside a
+    # form) is tested on hand-built trackers in tests/bot/test_upset_policy.py.
+    reply = anonymous.say("人呢？死哪去了？")
+    assert APOLOGY not in reply, reply
+    said = [e for e in anonymous.tracker()["events"] if e.get("event") == "user"]
+    assert said[-1]["parse_data"]["sentiment"]["label"] == "strong_negative"  # (a fallback reverts it)
     assert reasons(stack_crm, anonymous) == []
-    last = anonymous.say("我要疯了")
-    assert APOLOGY in last, replies + [last]
-    assert reasons(stack_crm, anonymous) == ["negative_sentiment"]
 
 
 def test_complaint_filed_in_anger_escalates_when_submitted(anonymous: Chat,
