@@ -15,7 +15,7 @@ are in docs/care.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterator, Mapping
 
 from sqlalchemy import and_, case, func, or_, select
@@ -28,7 +28,6 @@ from . import care_calendar, policy
 from .analytics.daynum import day_number, to_day
 from .errors import InvalidInput
 from .models import Complaint, Coupon, Customer, CustomerMetrics, Order, OrderItem, Product
-from .views import CHINA_TZ
 
 AUDIENCE_KINDS = (
     "birthday", "holiday", "repurchase", "win_back", "complaint_followup",
@@ -62,11 +61,6 @@ def _md_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
 @compiles(month_day)
 def _md_default(element: Any, compiler: Any, **kw: Any) -> str:
     return f"to_char({compiler.process(element.clauses, **kw)}, 'MM-DD')"
-
-
-def china_day_start(day: date) -> datetime:
-    """00:00 China time of ``day``, as the database stores moments (naive UTC)."""
-    return policy.utc_naive(datetime.combine(day, time(0), tzinfo=CHINA_TZ))
 
 
 def _int(params: Mapping[str, Any], name: str, default: int, low: int = 0, high: int = 3650) -> int:
@@ -119,7 +113,7 @@ def repurchase(session: Session, day: date, params: Mapping[str, Any]) -> Iterat
     picked up, so a missed day catches up; one reminder per last purchase.
     """
     lookback = _int(params, "lookback_days", 14, 0, 365)
-    end = china_day_start(day + timedelta(days=1))
+    end = policy.china_day_start(day + timedelta(days=1))
     # Day numbers of the group's extremes (converting 2 values per group, not every row).
     last, first = day_number(func.max(Order.created_at)), day_number(func.min(Order.created_at))
     bought = func.count(func.distinct(Order.id))
@@ -150,7 +144,7 @@ def win_back(session: Session, day: date, params: Mapping[str, Any]) -> Iterator
     """Customers who entered the at-risk stage within the last ``lookback_days`` (stored metrics)."""
     lookback = _int(params, "lookback_days", 7, 0, 365)
     stages = tuple(params.get("stages", ("at_risk",)))
-    start, end = china_day_start(day - timedelta(days=lookback)), china_day_start(day + timedelta(days=1))
+    start, end = policy.china_day_start(day - timedelta(days=lookback)), policy.china_day_start(day + timedelta(days=1))
     rows = session.execute(
         select(CustomerMetrics.customer_id, CustomerMetrics.stage, CustomerMetrics.stage_since)
         .join(Customer, Customer.id == CustomerMetrics.customer_id)
@@ -166,8 +160,8 @@ def complaint_followup(session: Session, day: date, params: Mapping[str, Any]) -
     """Complaints resolved ``after_days`` days ago (China dates), catching up ``lookback_days``."""
     after = _int(params, "after_days", 3, 0, 90)
     lookback = _int(params, "lookback_days", 7, 0, 90)
-    start = china_day_start(day - timedelta(days=after + lookback))
-    end = china_day_start(day - timedelta(days=after) + timedelta(days=1))
+    start = policy.china_day_start(day - timedelta(days=after + lookback))
+    end = policy.china_day_start(day - timedelta(days=after) + timedelta(days=1))
     rows = session.execute(
         select(Complaint.customer_id, Complaint.ticket_number, Complaint.category)
         .join(Customer, Customer.id == Complaint.customer_id)
@@ -197,7 +191,7 @@ def points_expiry(session: Session, day: date, params: Mapping[str, Any]) -> Ite
 def coupon_expiry(session: Session, day: date, params: Mapping[str, Any]) -> Iterator[Candidate]:
     """Unused coupons that expire within ``days_before`` days (China dates); one per coupon."""
     before = _int(params, "days_before", 3, 0, 90)
-    start, end = china_day_start(day), china_day_start(day + timedelta(days=before + 1))
+    start, end = policy.china_day_start(day), policy.china_day_start(day + timedelta(days=before + 1))
     rows = session.execute(
         select(Coupon.customer_id, Coupon.code, Coupon.title, Coupon.amount, Coupon.expires_at)
         .join(Customer, Customer.id == Coupon.customer_id)

@@ -23,7 +23,7 @@ import argparse
 import base64
 import json
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
 from sqlalchemy import and_, func, or_, select
@@ -47,7 +47,7 @@ from .models import (
     Order,
     Staff,
 )
-from .views import CHINA_TZ, COMPLAINT_CATEGORY_LABELS, COMPLAINT_STATUS_LABELS, ORDER_STATUS_LABELS, SEVERITY_LABELS
+from .views import COMPLAINT_CATEGORY_LABELS, COMPLAINT_STATUS_LABELS, ORDER_STATUS_LABELS, SEVERITY_LABELS
 
 log = guard_logger(__name__)
 T = TypeVar("T")
@@ -232,11 +232,6 @@ class ComplaintDetail:
     escalation_ids: list[int] = field(default_factory=list)
 
 
-def _day_start(day: date) -> datetime:
-    """Midnight China time of ``day``, as stored (naive UTC)."""
-    return policy.utc_naive(datetime.combine(day, time(0), CHINA_TZ))
-
-
 def breached(c: Complaint, now: datetime) -> bool:
     """Past its promised time: resolved late, or still unresolved after it."""
     if c.resolved_at is not None:
@@ -314,9 +309,9 @@ class ComplaintLog:
         if f.tier is not None:
             where.append(Complaint.customer_id.in_(select(Customer.id).where(Customer.tier == f.tier)))
         if f.date_from is not None:
-            where.append(Complaint.created_at >= _day_start(f.date_from))
+            where.append(Complaint.created_at >= policy.china_day_start(f.date_from))
         if f.date_to is not None:
-            where.append(Complaint.created_at < _day_start(f.date_to + timedelta(days=1)))
+            where.append(Complaint.created_at < policy.china_day_start(f.date_to + timedelta(days=1)))
         if f.sla_breached is not None:
             where.append(_breached_sql(now) if f.sla_breached else ~_breached_sql(now))
         if f.query:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Mapping, Optional
 
 from .views import CHINA_TZ
@@ -65,6 +65,11 @@ def to_china(stored: Optional[datetime]) -> Optional[datetime]:
     if stored is None:
         return None
     return stored.replace(tzinfo=timezone.utc).astimezone(CHINA_TZ)
+
+
+def china_day_start(day: date) -> datetime:
+    """00:00 China time of ``day``, as the database stores moments (naive UTC)."""
+    return utc_naive(datetime.combine(day, time(0), tzinfo=CHINA_TZ))
 
 
 def china_date(stored: datetime) -> date:

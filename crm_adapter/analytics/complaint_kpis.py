@@ -233,15 +233,14 @@ def week_bounds(week: str) -> tuple[datetime, datetime]:
     from datetime import date
 
     from ..errors import InvalidInput
-    from ..policy import utc_naive
-    from ..views import CHINA_TZ
+    from ..policy import china_day_start
 
     try:
         year_s, week_s = week.strip().split("-W")
         monday = date.fromisocalendar(int(year_s), int(week_s), 1)
     except (ValueError, AttributeError):
         raise InvalidInput("周格式不正确，应为 YYYY-Www，例如 2026-W47。") from None
-    start = utc_naive(datetime.combine(monday, datetime.min.time(), CHINA_TZ))
+    start = china_day_start(monday)
     return start, start + timedelta(days=7)
 
 
