@@ -72,7 +72,6 @@ from .models import (
     Complaint,
     Consent,
     ContactPreference,
-    Coupon,
     Customer,
     Order,
 )
@@ -429,21 +428,9 @@ class Care:
         from .service import CRM
 
         def work(session: Session, now: datetime) -> Optional[CouponView]:
-            recent = session.execute(
-                select(Coupon.id).where(
-                    Coupon.customer_id == task.customer_id, Coupon.title == offer.title,
-                    Coupon.created_at >= now - timedelta(days=offer.every_days),
-                ).limit(1)
-            ).scalar_one_or_none()
-            if recent is not None:
+            coupon = CRM._grant_coupon_once(session, task.customer_id, offer, "CC", now)
+            if coupon is None:
                 return None
-            coupon = Coupon(
-                code=CRM._next_number(session, Coupon.code, "CC", now), customer_id=task.customer_id,
-                title=offer.title, amount=offer.amount, min_spend=offer.min_spend,
-                expires_at=now + timedelta(days=offer.valid_days), created_at=now,
-            )
-            session.add(coupon)
-            session.flush()
             log.info("care coupon %s for customer %s (send %s)", coupon.code, task.customer_id, task.id)
             return convert.coupon_view(coupon, now)
 

@@ -1106,28 +1106,38 @@ class CRM:
             in_force = self._in_force(rows, contact_channel, "marketing")
             if in_force is None or not in_force.granted:
                 return None
-            recent = session.execute(
-                select(Coupon.id).where(
-                    Coupon.customer_id == cid,
-                    Coupon.title == offer.title,
-                    Coupon.created_at >= now - timedelta(days=offer.every_days),
-                ).limit(1)
-            ).scalar_one_or_none()
-            if recent is not None:
+            coupon = self._grant_coupon_once(session, cid, offer, "RC", now)
+            if coupon is None:
                 return None
-            coupon = Coupon(
-                code=self._next_number(session, Coupon.code, "RC", now),
-                customer_id=cid, title=offer.title, amount=offer.amount, min_spend=offer.min_spend,
-                expires_at=now + timedelta(days=offer.valid_days), created_at=now,
-            )
-            session.add(coupon)
-            session.flush()
             log.info("retention coupon %s for customer %s", coupon.code, cid)
             return convert.coupon_view(coupon, now)
 
         return self._write("retention_offer", idempotency_key, work, customer_id=cid)
 
     # -- tickets ----------------------------------------------------------
+
+    @classmethod
+    def _grant_coupon_once(cls, session: Session, customer_id: int, offer: RetentionOffer, prefix: str,
+                           now: datetime) -> Optional[Coupon]:
+        """A coupon from ``offer``, unless the customer got one with its title within
+        ``offer.every_days`` (then None); shared by win-back and care campaigns."""
+        recent = session.execute(
+            select(Coupon.id).where(
+                Coupon.customer_id == customer_id,
+                Coupon.title == offer.title,
+                Coupon.created_at >= now - timedelta(days=offer.every_days),
+            ).limit(1)
+        ).scalar_one_or_none()
+        if recent is not None:
+            return None
+        coupon = Coupon(
+            code=cls._next_number(session, Coupon.code, prefix, now),
+            customer_id=customer_id, title=offer.title, amount=offer.amount, min_spend=offer.min_spend,
+            expires_at=now + timedelta(days=offer.valid_days), created_at=now,
+        )
+        session.add(coupon)
+        session.flush()
+        return coupon
 
     @_guarded
     def create_payment_ticket(
