@@ -19,54 +19,13 @@
 (function () {
   "use strict";
 
-  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  var CSRF = csrfMeta ? csrfMeta.getAttribute("content") : "";
   var body = document.body;
   var conversationId = body.getAttribute("data-conversation-id") || "";
   var me = body.getAttribute("data-me") || "";
   var canned = [];
   var seenNotes = {};
 
-  function $(sel) { return document.querySelector(sel); }
-
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) { node.className = cls; }
-    if (text !== undefined && text !== null) { node.textContent = String(text); }
-    return node;
-  }
-
-  function flash(message, kind) {
-    var box = $("#flash");
-    if (!box) { return; }
-    if (!message) { box.hidden = true; box.textContent = ""; return; }
-    box.textContent = message;
-    box.className = "flash " + (kind || "error");
-    box.hidden = false;
-  }
-
-  function api(method, url, payload) {
-    var options = { method: method, headers: { "Accept": "application/json" }, credentials: "same-origin" };
-    if (method !== "GET") {
-      options.headers["Content-Type"] = "application/json";
-      options.headers["X-CSRF-Token"] = CSRF;
-      options.body = JSON.stringify(payload || {});
-    }
-    return fetch(url, options).then(function (response) {
-      if (response.status === 401) { window.location.href = "/desk/login"; throw new Error("请先登录。"); }
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        if (!response.ok) { throw new Error(data.error || ("请求失败（" + response.status + "）")); }
-        return data;
-      });
-    });
-  }
-
-  function clock(iso) {
-    if (!iso) { return ""; }
-    var d = new Date(iso);
-    function two(n) { return (n < 10 ? "0" : "") + n; }
-    return two(d.getMonth() + 1) + "-" + two(d.getDate()) + " " + two(d.getHours()) + ":" + two(d.getMinutes());
-  }
+  var K = window.KefuDesk, $ = K.$, el = K.el, flash = K.flash, api = K.api, clock = K.clock;
 
   function span(seconds) {
     var s = Math.abs(Math.floor(seconds));
