@@ -779,9 +779,12 @@ class ServiceDesk:
         """A customer message arrived in a handed-off chat.
 
         Returns the chat and whether to tell the customer their place in the
-        queue again (queued, and not told within `QUEUE_NOTICE_EVERY`).
-        ``at``: when the customer wrote; the message that asked for a person
-        (written before the escalation existed) already got its answer.
+        queue again (queued, and not told within `QUEUE_NOTICE_EVERY`), or
+        ``(None, False)`` when the message is not news to the desk.
+        ``at``: when the customer wrote.  The message that asked for a person
+        was written before the escalation existed: it already got its answer
+        and is in the transcript, so it must not reach the agent a second time
+        as a live message when the event feed reads it late.
         """
         def work(session: Session, now: datetime) -> tuple[Optional[Conversation], bool]:
             e = session.execute(
@@ -791,7 +794,7 @@ class ServiceDesk:
             if e is None:
                 return None, False
             if at is not None and policy.utc_naive(at) <= e.created_at:
-                return self._view(session, e, now), False
+                return None, False
             e.last_customer_message_at = now
             notice = e.status == "pending" and not e.callback and (
                 e.last_notice_at is None or now - e.last_notice_at >= QUEUE_NOTICE_EVERY)

@@ -332,11 +332,12 @@ def test_erasure_scrubs_the_timeline_and_callback_phone(crm: CRM) -> None:
         assert s.execute(select(Staff.username)).scalars().all() == ["alice"]
 
 
-def test_the_message_that_asked_for_a_person_gets_no_queue_notice(crm: CRM, clock: Clock) -> None:
+def test_the_message_that_asked_for_a_person_is_not_news_to_the_desk(crm: CRM, clock: Clock) -> None:
+    """Read late by the feed, it gets no queue notice and is not a live turn."""
     asked_at = clock.now
     clock.advance(seconds=1)  # the action runs after the message arrived
     eid = _escalate(crm, "s9")
-    assert crm.desk.customer_wrote("socketio", "s9", asked_at) == (crm.desk.conversation(eid), False)
+    assert crm.desk.customer_wrote("socketio", "s9", asked_at) == (None, False)
     assert crm.desk.conversation(eid).last_customer_message_at is None
     clock.advance(seconds=5)
     assert crm.desk.customer_wrote("socketio", "s9", clock.now)[1] is True
