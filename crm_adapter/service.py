@@ -109,7 +109,7 @@ from .views import (
 if TYPE_CHECKING:  # pragma: no cover
     from .care import Care
     from .directory import CustomerDirectory
-    from .outbox import Outbox
+    from .outbox import DrainReport, Outbox
 
 log = guard_logger(__name__)
 
@@ -281,16 +281,30 @@ class CRM:
         """
         if self.directory is None:
             return
-        from .outbox import Outbox
-
         try:
-            if self._outbox is None:
-                self._outbox = Outbox(self.engine, self.directory, clock=self._clock)
-            accepted = self._outbox.submit(operation, values, key, raise_refusals=False)
+            accepted = self._directory_outbox().submit(operation, values, key, raise_refusals=False)
             if not accepted.synced:
                 log.info("%s kept in the outbox for the %s CRM", operation, self.directory.name)
         except (CRMError, SQLAlchemyError) as exc:
             log.warning("%s not sent to the %s CRM: %s", operation, self.directory.name, type(exc).__name__)
+
+    def _directory_outbox(self) -> "Outbox":
+        from .outbox import Outbox
+
+        if self._outbox is None:
+            self._outbox = Outbox(self.engine, self.directory, clock=self._clock)
+        return self._outbox
+
+    def drain_outbox(self, limit: Optional[int] = None) -> Optional["DrainReport"]:
+        """Deliver the writes the company CRM missed while it was down; None without one.
+
+        `_mirror` delivers a write at once only when nothing older waits, so
+        after an outage the backlog moves only when something drains it: the
+        scheduler leader does, every ``KEFU_OUTBOX_DRAIN_SECONDS``.
+        """
+        if self.directory is None:
+            return None
+        return self._directory_outbox().drain(limit=limit)
 
     @contextmanager
     def _read(self) -> Iterator[Session]:

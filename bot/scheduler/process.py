@@ -15,7 +15,7 @@ CRM database), so a campaign's next run survives restarts; a run missed
 while no scheduler was up is run once at start (coalesced) if it is less
 than ``misfire`` old. At every start the jobs are re-synchronised with
 campaigns.yml: added, moved to a new time, or removed. Job functions are
-module-level (`run_campaign_job`, `deliver_job`) so the store can pickle a
+module-level (`run_campaign_job`, `deliver_job`, `outbox_job`) so the store can pickle a
 reference to them; they find the CRM and campaigns in `_CONTEXT`.
 """
 from __future__ import annotations
@@ -51,6 +51,9 @@ LEASE_NAME = "care-scheduler"
 JOB_TABLE = "care_jobs"
 CHINA = "Asia/Shanghai"
 DELIVER_JOB = "deliver"
+OUTBOX_JOB = "outbox"
+#: Remote-CRM writes one outbox job delivers at most (strictly in order, so it stops at the first stuck one).
+OUTBOX_BATCH = 500
 #: Messages one delivery job sends at most before giving the (single) worker back to other jobs.
 DELIVER_BATCH = 5000
 
@@ -60,6 +63,7 @@ class ProcessSettings:
     ttl: timedelta = timedelta(seconds=15)
     renew: float = 5.0
     deliver_every: float = 30.0
+    outbox_every: float = 60.0
     misfire: timedelta = timedelta(hours=6)
 
     @classmethod
@@ -69,6 +73,7 @@ class ProcessSettings:
             ttl=timedelta(seconds=float(env.get("KEFU_CARE_LEADER_TTL") or 15)),
             renew=float(env.get("KEFU_CARE_LEADER_RENEW") or 5),
             deliver_every=float(env.get("KEFU_CARE_DELIVER_SECONDS") or 30),
+            outbox_every=float(env.get("KEFU_OUTBOX_DRAIN_SECONDS") or 60),
         )
 
 
@@ -98,6 +103,16 @@ def deliver_job() -> None:
         _CONTEXT.deliverer.deliver_due(limit=DELIVER_BATCH)
 
 
+def outbox_job() -> None:
+    """APScheduler job: send the company CRM (Zoho, REST) the writes it missed while down."""
+    if _CONTEXT is None:
+        return
+    report = _CONTEXT.crm.drain_outbox(limit=OUTBOX_BATCH)
+    if report is not None and (report.delivered or report.dead or report.stopped == "unavailable"):
+        log.info("outbox drain: %s delivered, %s dead, %s still pending (%s)",
+                 report.delivered, report.dead, report.pending, report.stopped)
+
+
 def job_store_engine(url: str) -> Engine:
     """APScheduler 3.9 needs a 1.x-style engine; same database as the CRM."""
     if make_url(url).get_backend_name() == "sqlite":
@@ -118,11 +133,18 @@ def build_scheduler(crm: CRM, campaigns: Mapping[str, Campaign], settings: Proce
     return scheduler
 
 
-def sync_jobs(scheduler: BackgroundScheduler, campaigns: Mapping[str, Campaign], settings: ProcessSettings) -> None:
-    """Make the stored jobs match campaigns.yml (enabled campaigns, their times)."""
+def sync_jobs(scheduler: BackgroundScheduler, campaigns: Mapping[str, Campaign], settings: ProcessSettings,
+              outbox: bool = False) -> None:
+    """Make the stored jobs match campaigns.yml (enabled campaigns, their times).
+
+    ``outbox``: the CRM mirrors writes to a company CRM, whose outbox the
+    leader drains (the same one-leader guarantee keeps drains from racing,
+    though the outbox's own claim would make that safe anyway).
+    """
     wanted = {f"campaign:{c.name}": c for c in campaigns.values() if c.enabled}
+    housekeeping = {DELIVER_JOB} | ({OUTBOX_JOB} if outbox else set())
     for job in scheduler.get_jobs():
-        if job.id != DELIVER_JOB and job.id not in wanted:
+        if job.id not in housekeeping and job.id not in wanted:
             scheduler.remove_job(job.id)
             log.info("care job %s removed (no longer in campaigns.yml)", job.id)
     for job_id, campaign in wanted.items():
@@ -131,6 +153,9 @@ def sync_jobs(scheduler: BackgroundScheduler, campaigns: Mapping[str, Campaign],
                           id=job_id, name=campaign.title, args=[campaign.name], replace_existing=True)
     scheduler.add_job(deliver_job, IntervalTrigger(seconds=settings.deliver_every), id=DELIVER_JOB,
                       name="deliver due care messages", replace_existing=True)
+    if outbox:
+        scheduler.add_job(outbox_job, IntervalTrigger(seconds=settings.outbox_every), id=OUTBOX_JOB,
+                          name="send missed writes to the company CRM", replace_existing=True)
 
 
 def holder_id() -> str:
@@ -158,7 +183,7 @@ def run(crm: CRM, campaigns: Mapping[str, Campaign], senders: Senders,
         log.info("care scheduler leading as %s", lease.holder)
         scheduler = build_scheduler(crm, campaigns, settings)
         scheduler.start(paused=True)
-        sync_jobs(scheduler, campaigns, settings)
+        sync_jobs(scheduler, campaigns, settings, outbox=crm.directory is not None)
         scheduler.resume()
         print(f"care scheduler: leader {lease.holder}", flush=True)
         try:
