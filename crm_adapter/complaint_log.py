@@ -299,7 +299,8 @@ class ComplaintLog:
 
     # -- reading -------------------------------------------------------------
 
-    def _conditions(self, session: Session, f: ComplaintFilter, now: datetime) -> list[Any]:
+    def _conditions(self, session: Session, f: ComplaintFilter, now: datetime, ordered: bool = True) -> list[Any]:
+        """The WHERE clauses of a filter; ``ordered`` False: for counting, no page order to follow."""
         where: list[Any] = []
         for column, value in ((Complaint.status, f.status), (Complaint.category, f.category),
                               (Complaint.severity, f.severity), (Complaint.channel, f.channel),
@@ -319,16 +320,20 @@ class ComplaintLog:
             if words:
                 dialect = session.get_bind().dialect.name
                 matches = complaint_search.matching_ids(dialect, words)
-                if dialect == "postgresql":
-                    if self._common(session, matches):
-                        matches = complaint_search.matching_ids(dialect, words, common=True)
-                    else:
-                        # PostgreSQL cannot estimate a tsquery's selectivity and may walk
-                        # the whole sort index probing each row for a rare word (seconds
-                        # at a million); a MATERIALIZED CTE collects the few matches first.
-                        found = matches.cte("matches").prefix_with("MATERIALIZED")
-                        matches = select(found.c.complaint_id)
-                where.append(Complaint.id.in_(matches))
+                if dialect == "postgresql" and not ordered:
+                    # Counting has no order to keep: PostgreSQL drives it from the
+                    # index matches and stops at the cap (30–110 ms at a million).
+                    where.append(Complaint.id.in_(matches))
+                elif dialect == "postgresql" and self._common(session, matches):
+                    where.append(complaint_search.probe_each(words, Complaint.id))
+                elif dialect == "postgresql":
+                    # PostgreSQL cannot estimate a tsquery's selectivity and may walk
+                    # the whole sort index probing each row for a rare word (seconds
+                    # at a million); a MATERIALIZED CTE collects the few matches first.
+                    found = matches.cte("matches").prefix_with("MATERIALIZED")
+                    where.append(Complaint.id.in_(select(found.c.complaint_id)))
+                else:
+                    where.append(Complaint.id.in_(matches))
         return where
 
 
@@ -410,7 +415,7 @@ class ComplaintLog:
     def count(self, f: ComplaintFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
         """How many match, counted up to ``cap`` (exact counts at a million rows cost seconds)."""
         def work(session: Session, now: datetime) -> tuple[int, bool]:
-            inner = select(Complaint.id).where(*self._conditions(session, f, now)).limit(cap + 1).subquery()
+            inner = select(Complaint.id).where(*self._conditions(session, f, now, ordered=False)).limit(cap + 1).subquery()
             n = session.execute(select(func.count()).select_from(inner)).scalar_one()
             return min(n, cap), n > cap
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import Integer, bindparam, column, create_engine, func, literal_column, or_, select, table, text
+from sqlalchemy import Integer, bindparam, column, create_engine, exists, func, literal_column, or_, select, table, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -82,22 +82,35 @@ def description_tokens(stored: str) -> list[str]:
     return stored.split(SEPARATOR, 1)[0].split()
 
 
-def matching_ids(dialect: str, words: list[str], common: bool = False) -> Any:
-    """A subquery of the complaint ids whose tokens hold every one of ``words``.
+def _pg_match(words: list[str]) -> Any:
+    vector = func.to_tsvector(literal_column("'simple'::regconfig"), ComplaintSearch.tokens)
+    query = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
+    return vector.op("@@")(query)
 
-    ``common`` (PostgreSQL): the words match many complaints.  PostgreSQL
-    estimates a tsquery's matches badly (a few hundred, for fifty thousand)
-    and then sorts every match; written ``(… @@ …) IS TRUE`` the condition
-    gets a generic estimate, and the planner walks the sort index and stops
-    at a page (BENCHMARKS.md has the figures).
-    """
+
+def matching_ids(dialect: str, words: list[str]) -> Any:
+    """A subquery of the complaint ids whose tokens hold every one of ``words``."""
     if dialect == "postgresql":
-        vector = func.to_tsvector(literal_column("'simple'::regconfig"), ComplaintSearch.tokens)
-        query = func.plainto_tsquery(literal_column("'simple'::regconfig"), " ".join(words))
-        condition = vector.op("@@")(query)
-        return select(ComplaintSearch.complaint_id).where(condition.is_(True) if common else condition)
+        return select(ComplaintSearch.complaint_id).where(_pg_match(words))
     return select(literal_column("rowid")).select_from(text("complaint_search_fts")).where(
         literal_column("complaint_search_fts").op("MATCH")(_fts_query(words)))
+
+
+def probe_each(words: list[str], complaint_id: Any) -> Any:
+    """PostgreSQL, for words found in many complaints: test each row the page walks.
+
+    PostgreSQL estimates a tsquery's matches badly (a few hundred for fifty
+    thousand).  As a join it then collects and sorts every match, or — with
+    another filter — scans the whole filter and joins (1–2 s at a million).
+    ``OFFSET 0`` keeps this EXISTS from being turned into a join, so the
+    planner walks the sort (or filter) index newest first and looks each row
+    up in ``pk_complaint_search`` until the page is full: with a word in one
+    complaint in twenty, about a thousand lookups (10–20 ms).  The cost is a
+    long walk when the filter and the words rarely meet; rare words take the
+    other road (``matching_ids`` collected first).
+    """
+    return exists(select(literal_column("1")).select_from(ComplaintSearch)
+                  .where(ComplaintSearch.complaint_id == complaint_id, _pg_match(words)).offset(0))
 
 
 def fts_table() -> Any:

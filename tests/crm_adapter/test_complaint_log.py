@@ -208,5 +208,9 @@ def test_common_word_search_pages_the_same_either_way(crm, clock, key, log, monk
             cursor = page.next_cursor
 
     by_index = walk()
+    assert log.count(ComplaintFilter(channel=CH, query="快递")) == (6, False)
     monkeypatch.setattr(complaint_log, "COMMON_MATCHES", 1)  # every word is "common" now
     assert walk() == by_index and len(by_index) == 6
+    assert log.count(ComplaintFilter(channel=CH, query="快递")) == (6, False)
+    assert log.count(ComplaintFilter(channel=CH, query="快递"), cap=4) == (4, True)
+    assert log.page(ComplaintFilter(channel=CH, query="快递 杯子")).rows == []  # both words: none
