@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from crm_adapter import CRM
 from crm_adapter.catalogue import PRODUCTS
@@ -89,16 +89,26 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--url", help="a database that already holds this population (e.g. left by "
+                                      "bench.care_sweep --url), used once; PostgreSQL or SQLite")
     args = parser.parse_args()
-    folder = args.dir or Path(tempfile.mkdtemp(prefix="kefu-crm-scale-"))
-    path = folder / "crm.sqlite3"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
     now = datetime(2026, 11, 1, 12, 0, 0)
     clock = Clock(now)
-    crm = CRM(f"sqlite:///{path}", clock=clock)
-    out: dict[str, object] = {"customers": args.customers, "orders": args.customers * 10, "db": str(path)}
-    out["generate_s"] = round(generate(crm, args.customers, now, args.seed), 2)
+    if args.url:
+        crm = CRM(args.url, clock=clock)
+        with crm.engine.connect() as conn:
+            args.customers = conn.execute(select(func.count()).select_from(Customer)).scalar_one()
+        out: dict[str, object] = {"customers": args.customers, "db": args.url.split("@")[-1], "generate_s": None}
+        with crm.engine.connect() as conn:
+            out["orders"] = conn.execute(select(func.count()).select_from(Order)).scalar_one()
+    else:
+        folder = args.dir or Path(tempfile.mkdtemp(prefix="kefu-crm-scale-"))
+        path = folder / "crm.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        crm = CRM(f"sqlite:///{path}", clock=clock)
+        out = {"customers": args.customers, "orders": args.customers * 10, "db": str(path)}
+        out["generate_s"] = round(generate(crm, args.customers, now, args.seed), 2)
 
     full = crm.refresh_analytics(full=True)
     out["full_refresh_s"] = round(full.seconds, 2)
