@@ -23,7 +23,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import Integer, bindparam, column, create_engine, exists, func, literal_column, or_, select, table, text
+from sqlalchemy import (Integer, bindparam, column, create_engine, exists, func, inspect, literal_column, or_, select,
+                        table, text)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -175,8 +176,8 @@ def transcripts(events: Engine, senders: set[str], limit: int = 2000) -> dict[st
     texts per conversation are kept (the first ones).
     """
     texts: dict[str, list[str]] = {s: [] for s in senders}
-    if not senders:
-        return texts
+    if not senders or not inspect(events).has_table("events"):
+        return texts  # Rasa creates the table with its first event: no conversation yet
     query = text("SELECT sender_id, data FROM events WHERE sender_id IN :s ORDER BY id").bindparams(
         bindparam("s", expanding=True))
     with events.connect() as conn:

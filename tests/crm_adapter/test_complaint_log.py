@@ -105,6 +105,13 @@ def test_search_covers_the_conversation_transcript(crm, key, log, tmp_path: Path
     assert log.page(ComplaintFilter(channel=CH, query="积分")).rows == []
 
 
+def test_descriptions_are_indexed_before_rasa_wrote_its_first_event(crm, key, log, tmp_path: Path) -> None:
+    """A fresh install: the events table does not exist yet; the indexer must not fail its whole pass."""
+    ticket = _file(crm, key, "service", "发票抬头开错了", sender="web-7")
+    assert refresh(crm.engine, crm._now(), f"sqlite:///{tmp_path / 'no-events-yet.db'}") >= 1
+    assert [r.ticket_number for r in log.page(ComplaintFilter(channel=CH, query="发票")).rows] == [ticket]
+
+
 def test_each_action_writes_one_audit_row(crm, clock, key, log, db) -> None:
     ticket = _file(crm, key, "after_sales", "退货申请没人处理")
     crm.desk.create_staff("zhangsan", "张三", "agent", "correct-horse-battery")
