@@ -168,8 +168,7 @@ def run(retrain: bool = False, skip_rasa_default: bool = False, reselect: bool =
 
     # (b) TF-IDF: choose (C, n) on training data (kept while data/ is
     # unchanged: 30 fits), then time the final fit.  One BLAS thread: on the
-    # shared 2 cores more threads only fight (a fit took 4x longer with
-    # OpenBLAS's default threads while others ran).
+    # shared 2 cores more threads only fight.
     with threadpool_limits(limits=1):
         selection = tfidf_selection(texts, labels, reselect)
         best = selection["best"]
