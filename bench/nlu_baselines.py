@@ -129,6 +129,9 @@ def score(examples: Sequence[Example], parsed: Sequence[Parsed]) -> dict:
     result["latency"] = latency_summary([p.seconds for p in parsed])
     result["per_intent_f1"] = {k: round(v, 4) for k, v in nlu_metrics.per_intent_f1(gold, predicted).items()}
     result["confusions"] = nlu_metrics.confusions(gold, predicted, top=12)
+    # Held-out sentences are written test data, not customer messages.
+    result["errors"] = [{"text": e.text, "gold": e.intent, "predicted": p.intent}
+                        for e, p in zip(examples, parsed) if e.intent != p.intent]
     return result
 
 

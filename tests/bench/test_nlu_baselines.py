@@ -150,3 +150,10 @@ def test_default_pipeline_is_rasa_inits_plus_a_seed() -> None:
     assert stripped == expected
     seeded = {c["name"]: c.get("random_seed") for c in ours["pipeline"] if "random_seed" in c}
     assert seeded == {"DIETClassifier": SEED, "ResponseSelector": SEED}
+
+
+def test_score_lists_each_error_with_its_sentence() -> None:
+    examples = [Example("你好", "greet", "greet"), Example("退钱", "query_refund", "query_refund")]
+    parsed = [Parsed("greet", None, 0.001), Parsed("nlu_fallback", None, 0.001)]
+    assert score(examples, parsed)["errors"] == [
+        {"text": "退钱", "gold": "query_refund", "predicted": "nlu_fallback"}]
