@@ -159,7 +159,11 @@ def tfidf_selection(texts: Sequence[str], labels: Sequence[str], reselect: bool 
     return selection
 
 
-def run(retrain: bool = False, skip_rasa_default: bool = False, reselect: bool = False) -> dict:
+ALL_SYSTEMS = ("kefu", "tfidf_lr", "tfidf_lr_fallback", "rasa_default")
+
+
+def run(retrain: bool = False, skip_rasa_default: bool = False, reselect: bool = False,
+        only: Sequence[str] = ALL_SYSTEMS) -> dict:
     os.chdir(ROOT)  # Kefu's config names models/spacy_zh relative to the project
     training = load_examples(ROOT / "data" / "nlu")
     heldout = {name: load_examples(ROOT / "tests" / "nlu" / name) for name in HELDOUT_FILES}
@@ -189,7 +193,7 @@ def run(retrain: bool = False, skip_rasa_default: bool = False, reselect: bool =
         ("tfidf_lr_fallback", {"train_seconds": round(tfidf_seconds, 2), "fallback": KEFU_FALLBACK},
          lambda: tfidf_parser(tfidf_fb)),
     ]
-    if not skip_rasa_default:
+    if not skip_rasa_default and "rasa_default" in only:
         from bench import rasa_default_baseline
 
         info = None if retrain else rasa_default_baseline.trained(BASELINE_MODEL_DIR)
@@ -200,6 +204,8 @@ def run(retrain: bool = False, skip_rasa_default: bool = False, reselect: bool =
                         lambda: rasa_parser(Path(info["model"]))))
 
     for name, meta, make_parser in systems:
+        if name not in only:
+            continue
         parse = make_parser()
         report["systems"][name] = {**meta, "heldout": {}}
         for file_name, examples in heldout.items():
@@ -234,11 +240,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--retrain", action="store_true", help="train the Rasa default pipeline anew")
     parser.add_argument("--skip-rasa-default", action="store_true")
+    parser.add_argument("--only", nargs="+", choices=ALL_SYSTEMS, default=list(ALL_SYSTEMS),
+                        help="measure only these systems")
     parser.add_argument("--reselect", action="store_true", help="choose the TF-IDF (C, n) by CV anew")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     report = run(retrain=args.retrain, skip_rasa_default=args.skip_rasa_default,
-                 reselect=args.reselect)
+                 reselect=args.reselect, only=args.only)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     print(markdown(report))
