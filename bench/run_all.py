@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import nlu_eval, rest_load, sentiment_eval
+from bench import nlu_baselines, nlu_eval, rest_load, sentiment_eval
 
 
 def main() -> int:
     sys.argv = [sys.argv[0]]
     rest_load.main()
     nlu_eval.main()
+    nlu_baselines.main()  # trains Rasa's default NLU pipeline once (minutes)
     sentiment_eval.main()
     return 0
 
