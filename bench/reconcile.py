@@ -11,8 +11,9 @@ message or agent reply) with what the CRM and Rasa's tracker store recorded:
   known state (pending / open / resolved; `--require-resolved`: resolved);
 * care messages: every row of the send log (`care_sends`) is terminal
   (delivered, sent, skipped, dead) or retrying (queued, deferred, failed with
-  a next attempt, sending under a live claim); a delivered one pushed into a
-  conversation shows up there exactly once (its `care_send_id` entity);
+  a next attempt, sending under a live claim); one delivered into a
+  conversation (pushed, or said after the welcome of the next chat) was said
+  there exactly once (its rendered text as a bot message);
 * messages: each sender's customer messages are in its tracker once each, in
   order, and each got a bot answer, or came while the conversation was paused
   for a person; every agent reply (`"expect": "agent_reply"`) is in the
@@ -44,7 +45,6 @@ from sqlalchemy.engine import Engine
 from crm_adapter.masking import mask_text
 from crm_adapter.models import ESCALATION_STATUSES, CareSend, Complaint, Escalation
 
-CARE_INTENT = "EXTERNAL_care_message"
 CARE_TERMINAL = frozenset({"delivered", "sent", "skipped", "dead"})
 CARE_RETRYING = frozenset({"queued", "deferred", "failed"})
 EXPECTATIONS = frozenset({None, "complaint", "escalation", "agent_reply"})
@@ -151,10 +151,13 @@ def check_care(crm: Engine, tracker: Engine, report: Report, now: Optional[datet
     now = now or datetime.utcnow()
     with crm.connect() as conn:
         rows = list(conn.execute(select(CareSend.id, CareSend.status, CareSend.next_attempt_at,
-                                        CareSend.claimed_until, CareSend.conversation_id)))
-    report.counts["care_states"] = dict(Counter(status for _, status, *_ in rows))
-    pushed = {sid: conv for sid, status, _, _, conv in rows if conv and status in ("sent", "delivered")}
-    for sid, status, next_at, claimed_until, _ in rows:
+                                        CareSend.claimed_until, CareSend.conversation_id, CareSend.text)))
+    report.counts["care_states"] = dict(Counter(row.status for row in rows))
+    # Delivered into a chat: pushed (trigger_intent) or said after the welcome of the
+    # customer's next chat; either way the action uttered the rendered text there.
+    pushed = {row.id: (row.conversation_id, row.text) for row in rows
+              if row.status == "delivered" and row.conversation_id and row.text}
+    for sid, status, next_at, claimed_until, _, _ in rows:
         if status in CARE_TERMINAL:
             continue
         if status in CARE_RETRYING and next_at is not None:
@@ -162,17 +165,12 @@ def check_care(crm: Engine, tracker: Engine, report: Report, now: Optional[datet
         if status == "sending" and claimed_until is not None and claimed_until > now:
             continue
         report.problem(f"care message {sid} is stuck in {status!r} (no retry due, no live claim)")
-    seen: Counter = Counter()
-    for events in tracker_events(tracker, set(pushed.values())).values():
-        for event in events:
-            if event.get("event") == "user" and _intent(event) == CARE_INTENT:
-                for entity in (event.get("parse_data") or {}).get("entities") or []:
-                    if entity.get("entity") == "care_send_id":
-                        seen[str(entity.get("value"))] += 1
-    for sid, conversation in sorted(pushed.items()):
-        if seen[str(sid)] != 1:
+    said = tracker_events(tracker, {conversation for conversation, _ in pushed.values()})
+    for sid, (conversation, text) in sorted(pushed.items()):
+        times = sum(1 for e in said.get(conversation, []) if e.get("event") == "bot" and e.get("text") == text)
+        if times != 1:
             report.problem(f"care message {sid} is in conversation {mask_text(conversation)} "
-                           f"{seen[str(sid)]} times, expected once")
+                           f"{times} times, expected once")
     report.counts["care_pushed_into_conversations"] = len(pushed)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationPaused, UserUttered
+from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationPaused, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -105,11 +105,11 @@ def healthy(world: World) -> None:
     world.conversation("h1", user("转人工"), bot("正在为您转接人工客服"), ConversationPaused(),
                        user("在吗"), bot("好的我等你"))
     world.escalation("h1", "open")
-    send_id = world.care("delivered", "w1")
+    send_id = world.care("delivered", "w1", text="积分快到期了")
     world.conversation("w1", user("你好"), bot("您好"),
                        user("EXTERNAL: EXTERNAL_care_message", "EXTERNAL_care_message",
                             [{"entity": "care_send_id", "value": str(send_id)}]),
-                       bot("积分快到期了"))
+                       bot("积分快到期了"), SlotSet("care_send_id", str(send_id)))
     world.sent("w1", "你好")
     world.care("deferred", next_attempt_at=NOW + timedelta(hours=1))
     world.care("skipped", reason="quiet")
@@ -186,11 +186,12 @@ def test_care_stuck_or_pushed_twice_is_caught(world: World) -> None:
     healthy(world)
     stuck = world.care("sending", claimed_until=NOW - timedelta(minutes=5))
     live = world.care("sending", claimed_until=NOW + timedelta(minutes=5))
-    twice = world.care("delivered", "w2")
+    twice = world.care("delivered", "w2", text="生日快乐")
     entity = [{"entity": "care_send_id", "value": str(twice)}]
-    world.conversation("w2", user("EXTERNAL: EXTERNAL_care_message", "EXTERNAL_care_message", entity), bot("a"),
-                       user("EXTERNAL: EXTERNAL_care_message", "EXTERNAL_care_message", entity), bot("a"))
-    missing = world.care("delivered", "w3")
+    world.conversation("w2", user("EXTERNAL: EXTERNAL_care_message", "EXTERNAL_care_message", entity),
+                       bot("生日快乐"),
+                       user("EXTERNAL: EXTERNAL_care_message", "EXTERNAL_care_message", entity), bot("生日快乐"))
+    missing = world.care("delivered", "w3", text="补货提醒")
     problems = world.run().problems
     assert f"care message {stuck} is stuck in 'sending' (no retry due, no live claim)" in problems
     assert not any(f"care message {live} " in p for p in problems)
