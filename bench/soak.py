@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -262,10 +263,20 @@ def web_visitors(rasa_url: str, origin: str, tokens: list[str], log: SentLog, st
         confirm: asyncio.Queue = asyncio.Queue()
         client.on("bot_uttered", inbox.put)
         client.on("session_confirm", confirm.put)
-        await client.connect(rasa_url, headers={"Origin": origin}, transports=["polling"],
-                             socketio_path="/socket.io", wait_timeout=30)
-        await client.emit("session_request", {"session_id": None})
-        session_id = await asyncio.wait_for(confirm.get(), 30)
+        for attempt in range(5):  # a loaded server may refuse the first polling handshake
+            try:
+                await client.connect(rasa_url, headers={"Origin": origin}, transports=["polling"],
+                                     socketio_path="/socket.io", wait_timeout=30)
+                await client.emit("session_request", {"session_id": None})
+                session_id = await asyncio.wait_for(confirm.get(), 30)
+                break
+            except (socketio.exceptions.SocketIOError, asyncio.TimeoutError):
+                log.error("web_connect")
+                with contextlib.suppress(Exception):
+                    await client.disconnect()
+                await asyncio.sleep(5)
+        else:
+            return
         i = 0
         try:
             while not stop.is_set():
@@ -292,7 +303,10 @@ def web_visitors(rasa_url: str, origin: str, tokens: list[str], log: SentLog, st
             await client.disconnect()
 
     async def everyone() -> None:
-        await asyncio.gather(*(visitor(t) for t in tokens))
+        # One visitor's failure must not end the others' load.
+        for outcome in await asyncio.gather(*(visitor(t) for t in tokens), return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.error("web_visitor_failed")
 
     asyncio.run(everyone())
 
