@@ -146,20 +146,24 @@ class Sampler(threading.Thread):
             self.stop_event.wait(self.every)
 
 
-def memory_trend(samples: list[dict[str, Any]]) -> dict[str, Any]:
+def memory_trend(samples: list[dict[str, Any]], warm_up_s: float = 60.0) -> dict[str, Any]:
     """Per process: RSS at start and end, max, and the least-squares slope (MB/hour).
 
-    The slope is also given over the second half alone: start-up and caches
-    filling make the first minutes climb; unbounded growth keeps climbing.
+    "Start" is the first sample after `warm_up_s` (a process that was just
+    restarted, like the scheduler, is still importing before that); the
+    slopes are over the samples after it, and over the second half of those
+    alone: caches filling make the first minutes climb, unbounded growth
+    keeps climbing.
     """
     out: dict[str, Any] = {}
     names = [k for k in samples[0] if k != "t_s"] if samples else []
     for name in names:
-        points = [(s["t_s"], s[name]["rss_mb"]) for s in samples if name in s]
+        every = [(s["t_s"], s[name]["rss_mb"]) for s in samples if name in s]
+        points = [p for p in every if p[0] >= warm_up_s] or every
         half = points[len(points) // 2:]
         cpu = [s[name]["cpu_pct"] for s in samples[1:] if name in s]
-        out[name] = {"rss_start_mb": points[0][1], "rss_end_mb": points[-1][1],
-                     "rss_max_mb": max(v for _, v in points),
+        out[name] = {"rss_first_sample_mb": every[0][1], "rss_start_mb": points[0][1],
+                     "rss_end_mb": points[-1][1], "rss_max_mb": max(v for _, v in every),
                      "slope_mb_per_h": _slope(points), "slope_second_half_mb_per_h": _slope(half),
                      "cpu_mean_pct": round(sum(cpu) / len(cpu), 1) if cpu else None}
     return out
