@@ -12,7 +12,9 @@ the care scheduler running) takes, for `--minutes`:
   and one asking for a person every `--handoff-every` s;
 * a care campaign due two minutes into the load (points expiry, service),
   whose audience is the web and WeChat customers, so the scheduler pushes into
-  live chats while they talk;
+  live chats while they talk;  (inside the care quiet hours, 21:00-09:00 China
+  time, the messages wait as queued for the morning instead: the
+  reconciliation accepts that as retrying, but the push is then not exercised);
 * a simulated agent on the desk's HTTP API (tests/desk_client.py) that claims
   every waiting chat, replies and resolves it.
 
