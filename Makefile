@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Rasa's telemetry and crash reports call outside hosts: never from here.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: run test shell venv db model bench lock validate clean
+.PHONY: run test shell venv db model bench soak lock validate clean
 
 venv:
 	@scripts/venv.sh
@@ -33,6 +33,12 @@ test: model
 
 bench: model
 	@$(PY) -m bench.run_all
+
+# Soak (not part of `make test` or `make bench`): 30 minutes of mixed load with the
+# scheduler and a desk agent, memory per process, then bench.reconcile.
+# Shorter: make soak SOAK_ARGS="--minutes 5".
+soak: model
+	@$(PY) -m bench.soak $(SOAK_ARGS)
 
 lock:
 	@$(PY) -m pip freeze --exclude-editable | sort -f > requirements.lock
