@@ -121,16 +121,18 @@ def login_failure_rate(env: Optional[Mapping[str, str]] = None) -> Rate:
 OnNewMessage = Callable[[Any], Awaitable[Any]]
 
 
-def limit_messages(on_new_message: OnNewMessage, limiter: RateLimiter) -> OnNewMessage:
+def limit_messages(on_new_message: OnNewMessage, limiter: RateLimiter, channel: str) -> OnNewMessage:
     """Wrap Rasa's `on_new_message` so a sender over the limit gets `TOO_FAST_REPLY` instead.
 
     The message never reaches the model or the tracker: an over-eager sender
     costs a dictionary lookup, and the answer goes out on the message's own
     output channel, so REST, socket.io and WeChat all show it the usual way.
+    The bucket is keyed by the channel's own name, not the message's
+    ``input_channel`` (a REST caller may set that one).
     """
 
     async def limited(message: Any) -> Any:
-        key = f"{message.input_channel or 'unknown'}:{message.sender_id}"
+        key = f"{channel}:{message.sender_id}"
         if limiter.take(key):
             return await on_new_message(message)
         await message.output_channel.send_text_message(message.sender_id, TOO_FAST_REPLY)

@@ -159,7 +159,7 @@ class WebChatInput(SocketIOInput):
     # --- the socket.io server --------------------------------------------------
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        on_new_message = limit_messages(on_new_message, self.limiter)
+        on_new_message = limit_messages(on_new_message, self.limiter, CHANNEL_NAME)
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins,
                           max_http_buffer_size=MAX_PACKET_BYTES)
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "web_webhook", __name__)

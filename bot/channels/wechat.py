@@ -340,7 +340,7 @@ class WeChatInput(InputChannel):
     # --- HTTP -------------------------------------------------------------
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        on_new_message = limit_messages(on_new_message, self.limiter)
+        on_new_message = limit_messages(on_new_message, self.limiter, CHANNEL)
         module = inspect.getmodule(self)
         bp = Blueprint(f"wechat_webhook_{type(self).__name__}", module.__name__ if module else None)
 

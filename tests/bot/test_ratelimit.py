@@ -87,7 +87,7 @@ def test_a_sender_over_the_limit_is_answered_politely_and_the_bot_is_not_called(
         seen.append(message.text)
         await message.output_channel.send_text_message(message.sender_id, "好的")
 
-    limited = limit_messages(bot, MemoryTokenBuckets(Rate(per_minute=1, burst=2), clock=Clock()))
+    limited = limit_messages(bot, MemoryTokenBuckets(Rate(per_minute=1, burst=2), clock=Clock()), "rest")
 
     async def say(sender: str, text: str) -> list[str]:
         out = CollectingOutputChannel()
@@ -99,6 +99,9 @@ def test_a_sender_over_the_limit_is_answered_politely_and_the_bot_is_not_called(
         assert await say("s1", "二") == ["好的"]
         assert await say("s1", "三") == [TOO_FAST_REPLY]
         assert await say("s2", "四") == ["好的"]  # another sender is not slowed down
+        out = CollectingOutputChannel()  # naming another input channel does not open a new bucket
+        await limited(UserMessage("五", out, "s1", input_channel="wechat"))
+        assert [m["text"] for m in out.messages] == [TOO_FAST_REPLY]
 
     asyncio.run(run())
     assert seen == ["一", "二", "四"]
