@@ -11,15 +11,16 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
 
-from bot.run import Stack
+from bot.run import Stack, isolated_stack
 from crm_adapter import CRM
 from tests.channels.wechat_peer import WeChatPeer, new_aes_key
-from tests.conftest import _start_stack, seeded_crm_url
+from tests.conftest import RETENTION_OFFER_ENV, seeded_crm_url
 from tests.desk_client import PASSWORD, DeskClient
 from tests.fakes.wechat_api import FakeWeChatApi
 
@@ -54,12 +55,14 @@ def security(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecurityStack
     os.environ["KEFU_DESK_LOGIN_FAILURES_BURST"] = str(LOGIN_FAILURE_BURST)
     with FakeWeChatApi(APPID, creds["secret"]) as fake:
         try:
-            running = _start_stack(var_dir, seeded_crm_url(var_dir), {
+            running = isolated_stack(var_dir, seeded_crm_url(var_dir), {
+                **RETENTION_OFFER_ENV,
                 "KEFU_WECHAT_TOKEN": creds["token"], "KEFU_WECHAT_APPID": APPID,
                 "KEFU_WECHAT_SECRET": creds["secret"], "KEFU_WECHAT_AES_KEY": creds["aes_key"],
                 "KEFU_WECHAT_API_BASE": fake.base_url, "KEFU_WEB_SECRET": web_secret,
                 "KEFU_RATE_PER_MINUTE": str(RATE_PER_MINUTE), "KEFU_RATE_BURST": str(RATE_BURST),
             })
+            _start(running)
         finally:
             for key, value in saved.items():
                 if value is None:
@@ -81,6 +84,18 @@ def security(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecurityStack
             yield SecurityStack(running, peer, fake, web_secret, *clients)
         finally:
             running.stop()
+
+
+def _start(stack: Stack) -> None:
+    """Like tests.conftest's start, with more patience: CI machines shared by other jobs
+    have taken over five minutes to load the model."""
+    try:
+        stack.start(timeout=900)
+    except Exception:
+        stack.stop()
+        for log in sorted((stack.log_dir or Path(".")).glob("*.log")):
+            print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-4000:]}")
+        raise
 
 
 def source_address_available(address: str) -> bool:
