@@ -97,6 +97,10 @@ class Settings:
             "KEFU_DESK_PORT": str(self.desk_port),
             "KEFU_DESK_AUTO_ASSIGN": self.desk_auto_assign,
             "KEFU_DESK_COOKIE_SECURE": self.desk_cookie_secure,
+            # rasa_sdk takes its bind address only from SANIC_HOST and otherwise listens on
+            # 0.0.0.0: an action server open to the network would run any action on any
+            # tracker a caller makes up (e.g. one claiming to be a verified customer).
+            "SANIC_HOST": self.host,
             "KEFU_RATE_PER_MINUTE": self.rate_per_minute,
             "KEFU_RATE_BURST": self.rate_burst,
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
