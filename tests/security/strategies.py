@@ -34,7 +34,7 @@ long_text = st.builds(lambda piece, n: piece * n, st.text(min_size=1, max_size=4
 any_text = st.one_of(st.text(max_size=200), nasty_text, long_text)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | any_text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=10)
 

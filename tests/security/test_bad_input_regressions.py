@@ -28,3 +28,41 @@ def test_rest_webhook_still_takes_a_numeric_sender_and_no_message(security: Secu
     assert response.status_code == 200 and "99元" in response.json()[0]["text"]
     response = requests.post(url, json={"sender": f"s-{uuid.uuid4().hex[:8]}"}, timeout=60)
     assert response.status_code == 200
+
+
+def _posts_on_one_connection(base_url: str, paths: list[str], body: bytes) -> list[bytes]:
+    """Status lines of `paths` posted one after another on one keep-alive connection."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    statuses = []
+    with socket.create_connection((parts.hostname, parts.port), timeout=20) as sock:
+        reader = sock.makefile("rb")
+        for path in paths:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: kefu\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            status = reader.readline()
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+            statuses.append(status.split(b" ")[1])
+            if not status:
+                break
+    return statuses
+
+
+def test_refused_posts_with_large_bodies_do_not_hang_the_connection(security: SecurityStack) -> None:
+    # A refusal answered before reading a ~180 kB body left the rest of it on the keep-alive
+    # connection, and the next request on that connection was never answered (a read timeout).
+    import json
+
+    body = json.dumps(["长" * 20_000, 1, "\U0010961d" * 6000]).encode()
+    desk = _posts_on_one_connection(security.settings.desk_url,
+                                    ["/desk/api/status", "/desk/api/conversations/1/claim", "/desk/logout",
+                                     "/desk/complaints/1/assign"], body)
+    assert desk == [b"401"] * 4
+    widget = _posts_on_one_connection(security.settings.web_url, ["/", "/widget/", "/"], body)
+    assert widget == [b"405"] * 3
