@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.channels import web_token
-from bot.desk.auth import drain_unread_body
+from bot.http_body import drain_unread_body
 from crm_adapter.seed import DEMO_WEB_UID
 
 logger = logging.getLogger("kefu.web")
