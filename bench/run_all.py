@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import nlu_baselines, nlu_eval, rest_load, sentiment_eval
+from bench import fuzz, nlu_baselines, nlu_eval, rest_load, sentiment_eval
 
 
 def main() -> int:
@@ -13,6 +13,7 @@ def main() -> int:
     nlu_eval.main()
     nlu_baselines.main()  # trains Rasa's default NLU pipeline once (minutes)
     sentiment_eval.main()
+    fuzz.main([])
     return 0
 
 

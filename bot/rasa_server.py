@@ -18,7 +18,15 @@ find the one with that type name — ~4 % of the process under load.  The
 replacement remembers the answer per type name and falls back to Rasa's own
 lookup for anything it has not seen, so results and errors are unchanged.
 
-Both are applied here, explicitly, rather than as a side effect of importing
+Third, not a cost but a silence: when the action server is down (or answers
+with an error), Rasa logs "the action's events are lost", carries on, and the
+customer hears nothing at all.  `run_remote_action` tells them honestly that
+this step did not go through and that trying again is safe (every CRM write
+carries an idempotency key), at most once per conversation every few seconds,
+then lets Rasa carry on exactly as before.  The per-message slot-mapping
+check is exempt: Rasa already skips it quietly, and an FAQ answer still follows.
+
+All three are applied here, explicitly, rather than as a side effect of importing
 some other module; `tests/bot/test_rasa_server.py` checks they accept and
 reject what stock Rasa does.
 """
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from typing import Any, Callable, Dict, List, Optional
 
 from jsonschema import Validator
@@ -76,13 +85,46 @@ def resolve_event_type(type_name: str, default: Optional[type] = None) -> Option
 
 _STOCK_RESOLVE: List[Callable[..., Optional[type]]] = []
 
+#: What a customer reads when a custom action could not be run.
+ACTION_FAILED_REPLY = "非常抱歉，系统暂时出了点问题，这一步没有办理成功。请稍后再试一次，或说“转人工”联系客服。"
+#: One apology per conversation in this many seconds (a turn may run several custom actions).
+APOLOGY_EVERY_S = 10.0
+_STOCK_REMOTE_RUN: List[Callable[..., Any]] = []
+_last_apology: Dict[str, float] = {}
+
+
+async def run_remote_action(self: Any, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> Any:
+    """Drop-in for `RemoteAction.run` that apologises to the customer when it fails."""
+    from rasa.core.actions.action import ActionExecutionRejection
+    from rasa.shared.core.constants import ACTION_VALIDATE_SLOT_MAPPINGS
+
+    try:
+        return await _STOCK_REMOTE_RUN[0](self, output_channel, nlg, tracker, domain)
+    except ActionExecutionRejection:
+        raise  # a form declining input: part of the normal flow
+    except Exception:
+        sender = str(tracker.sender_id)
+        now = time.monotonic()
+        if self.name() != ACTION_VALIDATE_SLOT_MAPPINGS and now - _last_apology.get(sender, -1e9) > APOLOGY_EVERY_S:
+            _last_apology[sender] = now
+            if len(_last_apology) > 10_000:
+                _last_apology.clear()
+            try:
+                await output_channel.send_text_message(sender, ACTION_FAILED_REPLY)
+            except Exception:  # the channel itself is down: Rasa logs the original error below
+                pass
+        raise
+
 
 def install() -> None:
-    """Apply both replacements (idempotent)."""
+    """Apply the replacements (idempotent)."""
     from rasa.core.actions.action import RemoteAction
     from rasa.shared.core.events import Event
 
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[assignment]
+    if not _STOCK_REMOTE_RUN:
+        _STOCK_REMOTE_RUN.append(RemoteAction.run)
+        RemoteAction.run = run_remote_action  # type: ignore[assignment]
     if not _STOCK_RESOLVE:
         _STOCK_RESOLVE.append(Event.resolve_by_type)
         Event.resolve_by_type = staticmethod(resolve_event_type)  # type: ignore[assignment]

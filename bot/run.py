@@ -145,13 +145,17 @@ def isolated_stack(var_dir: Path, crm_url: str,
     Tests and benchmarks use it so they never touch the instance `make run` serves.
     `overrides` sets further KEFU_* variables (e.g. the WeChat channel's); the
     WeChat channel stays disabled unless they give it a token, and website
-    visitors stay anonymous unless they give a KEFU_WEB_SECRET, whatever the
-    calling shell has set.
+    visitors stay anonymous unless they give a KEFU_WEB_SECRET, and the
+    per-sender rate limit is off unless they give KEFU_RATE_PER_MINUTE,
+    whatever the calling shell has set.
     """
     settings = settings_mod.load(var_dir, {
         "KEFU_WECHAT_TOKEN": "", "KEFU_WEB_SECRET": "", "KEFU_WEB_ORIGINS": "",
         # Tests drive care delivery themselves; a scheduler only when asked for.
         "KEFU_CARE_SCHEDULER": "0",
+        # Tests and load benchmarks send far faster than any person types: the
+        # per-sender rate limit is off unless they ask for it (tests/security).
+        "KEFU_RATE_PER_MINUTE": "0",
         **(overrides or {}),
         "KEFU_RASA_PORT": str(free_port()), "KEFU_ACTION_PORT": str(free_port()),
         "KEFU_WEB_PORT": str(free_port()), "KEFU_DESK_PORT": str(free_port()),

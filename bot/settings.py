@@ -48,6 +48,9 @@ class Settings:
         return f"http://{self.host}:{self.desk_port}"
     # Proactive care (bot/scheduler): start the scheduler process with the stack.
     care_scheduler: bool = True
+    # Per-sender message rate limit (bot.ratelimit); empty = its defaults, "0" = off.
+    rate_per_minute: str = ""
+    rate_burst: str = ""
 
     @property
     def web_url(self) -> str:
@@ -94,6 +97,12 @@ class Settings:
             "KEFU_DESK_PORT": str(self.desk_port),
             "KEFU_DESK_AUTO_ASSIGN": self.desk_auto_assign,
             "KEFU_DESK_COOKIE_SECURE": self.desk_cookie_secure,
+            # rasa_sdk takes its bind address only from SANIC_HOST and otherwise listens on
+            # 0.0.0.0: an action server open to the network would run any action on any
+            # tracker a caller makes up (e.g. one claiming to be a verified customer).
+            "SANIC_HOST": self.host,
+            "KEFU_RATE_PER_MINUTE": self.rate_per_minute,
+            "KEFU_RATE_BURST": self.rate_burst,
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             # Rasa's telemetry and error reports would call outside hosts.
             "RASA_TELEMETRY_ENABLED": "false",
@@ -129,6 +138,8 @@ def load(var_dir: Path | None = None, overrides: dict[str, str] | None = None) -
         desk_port=int(env.get("KEFU_DESK_PORT") or "8090"),
         desk_auto_assign=env.get("KEFU_DESK_AUTO_ASSIGN", ""),
         desk_cookie_secure=env.get("KEFU_DESK_COOKIE_SECURE", ""),
+        rate_per_minute=env.get("KEFU_RATE_PER_MINUTE", ""),
+        rate_burst=env.get("KEFU_RATE_BURST", ""),
         care_scheduler=(env.get("KEFU_CARE_SCHEDULER") or "1").strip().lower() not in ("0", "false", "no", "off"),
     )
 

@@ -19,6 +19,8 @@ website needs on top:
   reconnect) that asks for the same session id continues the conversation.
 * **CORS for the widget's origin only** (``cors_allowed_origins``), not ``*``
   and not Rasa's "any origin" workaround.
+* **Rate limit per session** (bot.ratelimit): a session over it reads
+  "您发送得太快了，请稍后再试" and the model is not run.
 * **Bad input is not an exception**: non-dict payloads, malformed session
   ids and metadata are ignored or cleaned; the bot itself answers empty or
   odd text (bot.nlu.normalizer).
@@ -42,6 +44,7 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
 from bot.channels import web_token
+from bot.ratelimit import RateLimiter, limit_messages, shared_message_limiter
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +119,7 @@ class WebChatInput(SocketIOInput):
         self.secret = secret
         self.leeway_s = leeway_s
         self.cors_allowed_origins = cors_allowed_origins or []
+        self.limiter: RateLimiter = shared_message_limiter()
         if not secret:
             logger.warning("KEFU_WEB_SECRET is not set: every website visitor is anonymous")
 
@@ -155,6 +159,7 @@ class WebChatInput(SocketIOInput):
     # --- the socket.io server --------------------------------------------------
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        on_new_message = limit_messages(on_new_message, self.limiter, CHANNEL_NAME)
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins,
                           max_http_buffer_size=MAX_PACKET_BYTES)
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "web_webhook", __name__)

@@ -7,6 +7,8 @@ WeChat waits five seconds for an answer and then retries (three times), so:
 
 * each callback is processed once (`dedup.TurnStore`, keyed by MsgId); a retry
   gets the first delivery's answer;
+* an openid over the per-sender rate limit (bot.ratelimit) is answered
+  "您发送得太快了，请稍后再试" without running the model;
 * when the bot answers within `reply_budget_s` (4 s), the answer goes back in
   the HTTP response (被动回复); otherwise WeChat gets ``success`` at once and the
   answer follows through the customer-service message API (客服消息) when ready.
@@ -68,6 +70,7 @@ from wechatpy.utils import check_signature
 
 from bot.channels.dedup import Turn, TurnStore
 from bot.channels.safe_xml import MAX_BODY_BYTES, BadXml, BodyTooLarge, parse_xml, read_capped_body
+from bot.ratelimit import RateLimiter, limit_messages, shared_message_limiter
 from bot.channels.wechat_api import DEFAULT_API_BASE, WeChatApi, mask_openid
 from crm_adapter.masking import guard_logger
 
@@ -315,6 +318,7 @@ class WeChatInput(InputChannel):
         self._clock = clock
         self.turns = TurnStore(ttl_s=max(600.0, 2 * self.config.timestamp_window_s))
         self.buttons = ButtonMemory()
+        self.limiter: RateLimiter = shared_message_limiter()
         self.crypto: Optional[WeChatCrypto] = None
         if self.config.enabled and self.config.aes_key:
             self.crypto = WeChatCrypto(self.config.token, self.config.aes_key, self.config.appid)
@@ -336,6 +340,7 @@ class WeChatInput(InputChannel):
     # --- HTTP -------------------------------------------------------------
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        on_new_message = limit_messages(on_new_message, self.limiter, CHANNEL)
         module = inspect.getmodule(self)
         bp = Blueprint(f"wechat_webhook_{type(self).__name__}", module.__name__ if module else None)
 

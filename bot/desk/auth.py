@@ -17,6 +17,8 @@ from typing import Any, Awaitable, Callable, Optional
 
 from aiohttp import web
 
+from bot.http_body import drain_unread_body
+from bot.ratelimit import MemoryTokenBuckets, RateLimiter, login_failure_rate
 from crm_adapter.errors import CRMUnavailable, InvalidInput
 from crm_adapter.servicedesk import DeskSession, ServiceDesk
 
@@ -41,10 +43,14 @@ MSG_LOGIN_REQUIRED = "请先登录。"
 MSG_CSRF = "页面已过期或请求来源不可信，请刷新页面后重试。"
 MSG_FORBIDDEN = "您没有权限访问此页面。"
 MSG_DB_DOWN = "客服系统数据库暂时不可用，请稍后重试。"
+MSG_TOO_MANY_LOGINS = "登录失败次数过多，请稍后再试。"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DESK_KEY = web.AppKey("desk", ServiceDesk)
 COOKIE_SECURE_KEY = web.AppKey("cookie_secure", bool)
+#: Failed logins per client address.  The CRM locks one account after five
+#: failures; this stops one address from trying a few passwords on every account.
+LOGIN_LIMITER_KEY = web.AppKey("login_limiter", MemoryTokenBuckets)
 
 
 def is_api(request: web.Request) -> bool:
@@ -68,8 +74,10 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
     except web.HTTPException as exc:  # redirects and aiohttp's own 404/405
         _secure(request, exc)
+        await drain_unread_body(request, exc)
         raise
     _secure(request, response)
+    await drain_unread_body(request, response)
     return response
 
 
@@ -131,9 +139,15 @@ async def login(request: web.Request) -> web.StreamResponse:
     username = str(form.get("username", "")).strip()
     password = str(form.get("password", ""))
     desk = request.app[DESK_KEY]
+    limiter: RateLimiter = request.app[LOGIN_LIMITER_KEY]
+    address = request.remote or "unknown"
+    if not limiter.available(address):
+        log.warning("desk login refused: too many failed logins from one address")
+        return render(request, "login.html", {"error": MSG_TOO_MANY_LOGINS, "username": username}, status=429)
     try:
         token, session = await asyncio.to_thread(desk.login, username, password)
     except InvalidInput as exc:
+        limiter.take(address)
         return render(request, "login.html", {"error": str(exc), "username": username}, status=401)
     except CRMUnavailable:
         return render(request, "login.html", {"error": MSG_DB_DOWN, "username": username}, status=503)
@@ -153,6 +167,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 def routes(app: web.Application) -> None:
+    app[LOGIN_LIMITER_KEY] = MemoryTokenBuckets(login_failure_rate())
     app.router.add_get("/desk/login", login_page)
     app.router.add_post("/desk/login", login)
     app.router.add_post("/desk/logout", logout)

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.channels import web_token
+from bot.http_body import drain_unread_body
 from crm_adapter.seed import DEMO_WEB_UID
 
 logger = logging.getLogger("kefu.web")
@@ -66,7 +67,12 @@ def make_app(socket_url: str, secret: str = "", demo_uid: str = DEMO_WEB_UID) ->
 
     @web.middleware
     async def headers(request: web.Request, handler: Any) -> web.StreamResponse:
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # 404/405: a body nobody reads must not stay on the connection
+            await drain_unread_body(request, exc)
+            raise
+        await drain_unread_body(request, response)
         response.headers.setdefault("Content-Security-Policy", csp)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
