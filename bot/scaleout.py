@@ -122,6 +122,12 @@ class Topology:
         if not model.exists():
             raise RuntimeError(f"no model at {model}; run `make model` first")
         self.state = {"procs": {}, "pg_url": pg_url, "token": secrets.token_hex(16)}
+        # Fresh logs per start (the previous start's kept in logs.prev): what a log
+        # says, e.g. which scheduler leads, is about this run.
+        logs = self.dir / "logs"
+        if logs.exists():
+            shutil.rmtree(self.dir / "logs.prev", ignore_errors=True)
+            logs.rename(self.dir / "logs.prev")
         pg = make_url(pg_url)
         prepare_databases(pg_url, customers)
         ports = {name: free_port() for name in ("redis", "amqp", "amqp_dist", "epmd", "nginx_rasa",
