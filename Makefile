@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # Rasa's telemetry and crash reports call outside hosts: never from here.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: run test shell venv db model bench soak lock validate clean
+.PHONY: run test shell venv db model bench soak scaleout-bench lock validate clean
 
 venv:
 	@scripts/venv.sh
@@ -39,6 +39,16 @@ bench: model
 # Shorter: make soak SOAK_ARGS="--minutes 5".
 soak: model
 	@$(PY) -m bench.soak $(SOAK_ARGS)
+
+# Scale-out topology (README "Scale-out"): start it, REST load through nginx,
+# the same load with a Rasa server SIGKILLed mid-way (PASS/FAIL), the slow
+# scale-out tests, and always stop everything.  Not part of `make test`; uses
+# the trained model as it is (run `make model` first).
+scaleout-bench: venv
+	@trap 'scripts/scaleout.sh stop' EXIT; scripts/scaleout.sh start >/dev/null && \
+	$(PY) -m bench.scaleout --attach --concurrency 10 --rounds 3 && \
+	$(PY) -m bench.scaleout --attach --concurrency 10 --rounds 3 --kill-after 15 --out var/bench/scaleout_kill.json && \
+	KEFU_SCALEOUT_TEST=1 $(PY) -m pytest -p no:cacheprovider -q tests/bot/test_scaleout.py
 
 lock:
 	@$(PY) -m pip freeze --exclude-editable | sort -f > requirements.lock

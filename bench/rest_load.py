@@ -2,6 +2,7 @@
 N concurrent conversations, and flat latency for long-lived conversations.
 
     python -m bench.rest_load [--concurrency 10] [--rounds 20]
+    python -m bench.rest_load --url http://127.0.0.1:PORT --crm-url URL   (a running deployment)
 """
 from __future__ import annotations
 
@@ -42,7 +43,11 @@ def _post(session: requests.Session, url: str, sender: str, text: str) -> float:
 
 
 def load(stack, crm, concurrency: int, rounds: int) -> dict:
-    url = f"{stack.settings.rasa_url}/webhooks/rest/webhook"
+    return load_url(f"{stack.settings.rasa_url}/webhooks/rest/webhook", crm, concurrency, rounds)
+
+
+def load_url(url: str, crm, concurrency: int, rounds: int) -> dict:
+    """The REST load against any base URL (one Rasa server, or nginx in front of several)."""
     senders = []
     for i in range(concurrency):
         sender = f"bench-{uuid.uuid4().hex[:8]}"
@@ -121,7 +126,22 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--history", type=int, default=300)
     parser.add_argument("--out", type=Path, default=Path("var/bench/rest_load.json"))
+    parser.add_argument("--url", help="base URL of a running deployment (no stack is started)")
+    parser.add_argument("--crm-url", help="that deployment's CRM database (to bind the bench senders)")
     args = parser.parse_args()
+    if args.url:
+        from crm_adapter import CRM
+
+        if not args.crm_url:
+            parser.error("--url needs --crm-url")
+        crm = CRM(args.crm_url)
+        try:
+            results = {"load": load_url(f"{args.url.rstrip('/')}/webhooks/rest/webhook", crm,
+                                        args.concurrency, args.rounds)}
+        finally:
+            crm.dispose()
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return 0
     with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp)) as (stack, crm):
         results = {"load": load(stack, crm, args.concurrency, args.rounds),
                    "long_conversation": long_conversation(stack, args.history, probes=30)}

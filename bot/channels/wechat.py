@@ -68,7 +68,7 @@ from wechatpy.messages import (
 )
 from wechatpy.utils import check_signature
 
-from bot.channels.dedup import Turn, TurnStore
+from bot.channels.dedup import Turn, turn_store
 from bot.channels.safe_xml import MAX_BODY_BYTES, BadXml, BodyTooLarge, parse_xml, read_capped_body
 from bot.ratelimit import RateLimiter, limit_messages, shared_message_limiter
 from bot.channels.wechat_api import DEFAULT_API_BASE, WeChatApi, mask_openid
@@ -316,7 +316,7 @@ class WeChatInput(InputChannel):
                  clock: Callable[[], float] = time.time) -> None:
         self.config = config or WeChatConfig()
         self._clock = clock
-        self.turns = TurnStore(ttl_s=max(600.0, 2 * self.config.timestamp_window_s))
+        self.turns = turn_store(ttl_s=max(600.0, 2 * self.config.timestamp_window_s))
         self.buttons = ButtonMemory()
         self.limiter: RateLimiter = shared_message_limiter()
         self.crypto: Optional[WeChatCrypto] = None
@@ -449,7 +449,7 @@ class WeChatInput(InputChannel):
                       on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> str:
         """What to answer this callback: a plaintext reply XML or "success"."""
         key = f"{openid}:{_dedup_id(message)}"
-        turn, first = self.turns.claim(key)
+        turn, first = await self.turns.aclaim(key)
         if first:
             task = asyncio.create_task(self._run_turn(turn, message, openid, on_new_message))
             self._background.add(task)
