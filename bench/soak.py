@@ -295,7 +295,8 @@ def web_visitors(rasa_url: str, origin: str, tokens: list[str], log: SentLog, st
                     await client.emit("user_uttered", {"message": text, "session_id": session_id,
                                                        "customData": {"token": token}})
                 except socketio.exceptions.SocketIOError:
-                    log.error("web")
+                    log.error("web")  # disconnected: wait for the client to reconnect, never spin
+                    await asyncio.sleep(random.uniform(*think))
                     continue
                 try:
                     await asyncio.wait_for(inbox.get(), 120)
