@@ -57,12 +57,17 @@ def guarded(handler: Handler) -> Handler:
     return wrapper
 
 
+#: Ids are INTEGER columns (32 bits on PostgreSQL): a larger one cannot exist, and
+#: sending it to the database would be an error there, not a "not found".
+MAX_ID = 2**31 - 1
+
+
 def escalation_id(request: web.Request) -> int:
     try:
         value = int(request.match_info["id"])
     except (KeyError, ValueError):
         raise InvalidInput(MSG_BAD_ID) from None
-    if value <= 0:
+    if not 0 < value <= MAX_ID:
         raise InvalidInput(MSG_BAD_ID)
     return value
 

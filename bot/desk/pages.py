@@ -13,7 +13,7 @@ from crm_adapter.errors import CRMUnavailable, InvalidInput, NotFound
 from crm_adapter.servicedesk import CHINA_TZ, TimelineEvent
 
 from . import customer360
-from .api import CRM_KEY, RASA_KEY
+from .api import CRM_KEY, MAX_ID, RASA_KEY
 from .auth import DESK_KEY, MSG_DB_DOWN, session_of
 from .rasa_client import RasaUnavailable, Turn
 
@@ -41,7 +41,7 @@ async def desk_page(request: web.Request) -> web.Response:
 
 async def conversation_page(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
         raise web.HTTPNotFound(text="没有找到这个会话。")
     return await _desk(request, int(raw))
 

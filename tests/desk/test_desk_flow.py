@@ -310,3 +310,12 @@ def test_rasa_restart_mid_handoff_keeps_the_chat_paused_and_the_queue(stack, mak
     assert agent.act(eid, "resolve").status_code == 200
     assert "打分" in "\n".join(e.get("text") or "" for e in _bot_events(chat))
     assert "99" in chat.say("满多少包邮")
+
+
+def test_ids_beyond_the_database_integer_are_not_found_not_a_500(stack, make_agent):
+    """Found by fuzzing: 2**63 overflowed the database integer and answered 500."""
+    client = make_agent()
+    for huge in (2**31, 2**63, 10**30):
+        assert client.act(huge, "claim").status_code == 400
+        assert client.get(f"/desk/api/conversations/{huge}").status_code == 400
+        assert client.get(f"/desk/c/{huge}").status_code == 404

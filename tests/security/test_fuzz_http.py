@@ -215,24 +215,20 @@ def test_socketio_handshake_with_random_queries(security: SecurityStack, query: 
     assert_no_5xx(requests.post(url, params=query, data=body, headers=headers, timeout=TIMEOUT))
 
 
-@pytest.fixture(scope="module")
-def web_peer(security: SecurityStack):  # noqa: ANN201 (tests.channels.web_peer.WebPeer)
-    from tests.channels.web_peer import WebPeer
-
-    peer = WebPeer(security.stack).open()
-    yield peer
-    peer.close()
-
-
 @FUZZ
 @given(event=st.one_of(st.just("user_uttered"), st.just("session_request"), st.text(max_size=20)),
        payload=json_values)
-def test_socketio_events_with_random_payloads(security: SecurityStack, web_peer, event: str,
-                                              payload: Any) -> None:
+def test_socketio_events_with_random_payloads(security: SecurityStack, event: str, payload: Any) -> None:
+    """A fresh connection per example: on a machine this busy a long-polling client
+    shared by every example can miss a ping and be dropped, which is not the server's fault."""
+    from tests.channels.web_peer import WebPeer
+
     if event in ("connect", "disconnect", "message") or not event:
         event = "user_uttered"
-    web_peer.client.emit(event, payload)
-    assert web_peer.client.connected
+    with WebPeer(security.stack).open() as peer:
+        peer.client.emit(event, payload)
+        peer.client.sleep(0.2)
+        assert peer.client.connected
 
 
 @FUZZ_SLOW
