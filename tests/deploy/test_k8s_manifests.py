@@ -29,10 +29,10 @@ SOURCES = {
     "web": ["bot/web"],
     "desk": ["bot/desk", "crm_adapter"],
     "scheduler": ["bot/scheduler", "crm_adapter"],
-    "events-consumer": ["bot/events_consumer.py", "bot/events_consumer"],
+    "events-consumer": ["bot/events_sink.py"],
 }
 # Modules a manifest runs that another branch of issue 8 is building.
-PENDING_MODULES = {"bot.events_consumer": "the RabbitMQ -> SQL events consumer (scale-out branch)"}
+PENDING_MODULES: dict[str, str] = {}
 # Secrets that are not Kefu's to generate (README.md says where they come from).
 EXTERNAL_SECRETS = {"kefu-tls"}
 
@@ -252,7 +252,7 @@ def unread_env(component: str, c: dict[str, Any]) -> set[str]:
     if component == "rasa":
         files = by_name("ConfigMap")["kefu-rasa-files"]["data"]
         rendered = files["endpoints.yml"] + files["credentials.yml"]
-    args_vars = set(re.findall(r"\$\((\w+)\)", " ".join(c.get("args", []))))
+    args_vars = set(re.findall(r"\$\((\w+)\)", " ".join([*c.get("command", []), *c.get("args", [])])))
     known = env_read_by(component, rendered) | LIBRARY_VARS | args_vars
     return {e["name"] for e in c.get("env", [])} - known
 
