@@ -219,8 +219,13 @@ def test_socketio_handshake_with_random_queries(security: SecurityStack, query: 
 @given(event=st.one_of(st.just("user_uttered"), st.just("session_request"), st.text(max_size=20)),
        payload=json_values)
 def test_socketio_events_with_random_payloads(security: SecurityStack, event: str, payload: Any) -> None:
-    """A fresh connection per example: on a machine this busy a long-polling client
-    shared by every example can miss a ping and be dropped, which is not the server's fault."""
+    """The server survives any event: the next visitor still gets a session.
+
+    A fresh connection per example: on a machine this busy a long-polling
+    client shared by every example can miss a ping and be dropped.  The
+    sending connection itself may be closed by the server (a packet over
+    ``MAX_PACKET_BYTES`` ends it, by design), so what is checked is the server.
+    """
     from tests.channels.web_peer import WebPeer
 
     if event in ("connect", "disconnect", "message") or not event:
@@ -228,7 +233,8 @@ def test_socketio_events_with_random_payloads(security: SecurityStack, event: st
     with WebPeer(security.stack).open() as peer:
         peer.client.emit(event, payload)
         peer.client.sleep(0.2)
-        assert peer.client.connected
+    with WebPeer(security.stack).open() as after:
+        assert after.client.connected and after.session_id
 
 
 @FUZZ_SLOW
