@@ -9,6 +9,7 @@ turn's replies without guessing with sleeps.
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from typing import Any, Optional
 
@@ -16,6 +17,9 @@ import requests
 import socketio
 
 from bot.run import Stack
+
+#: How long `close` waits for the client to disconnect.
+CLOSE_TIMEOUT_S = 20.0
 
 
 class WebPeer:
@@ -51,7 +55,16 @@ class WebPeer:
         return self
 
     def close(self) -> None:
-        self.client.disconnect()
+        """Disconnect, but never wait forever.
+
+        Seen once in a CI check (2026-11-23): python-engineio's polling client
+        waited without end in ``disconnect`` for its read-loop thread, and the
+        suite hung.  Its threads are daemons, so giving up after a while only
+        leaves a closed-down client behind.
+        """
+        done = threading.Thread(target=self.client.disconnect, daemon=True)
+        done.start()
+        done.join(CLOSE_TIMEOUT_S)
 
     def __enter__(self) -> "WebPeer":
         return self
