@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -191,14 +192,10 @@ def _loop(stop: threading.Event, think: tuple[float, float], body: Callable[[], 
 
 def rest_customer(url: str, sender: str, log: SentLog, stop: threading.Event, think: tuple[float, float]) -> None:
     session = requests.Session()
-    script = iter(())
+    script = itertools.cycle(REST_SCRIPT)
 
     def one() -> None:
-        nonlocal script
-        text = next(script, None)
-        if text is None:
-            script = iter(REST_SCRIPT)
-            text = next(script)
+        text = next(script)
         _rest_say(session, url, sender, text, log)
 
     _loop(stop, think, one)
@@ -237,14 +234,10 @@ def handoffs(url: str, log: SentLog, stop: threading.Event, every: float) -> Non
 
 def wechat_customer(peer: WeChatPeer, openid: str, log: SentLog, stop: threading.Event,
                     think: tuple[float, float]) -> None:
-    script = iter(())
+    script = itertools.cycle(WECHAT_SCRIPT)
 
     def one() -> None:
-        nonlocal script
-        text = next(script, None)
-        if text is None:
-            script = iter(WECHAT_SCRIPT)
-            text = next(script)
+        text = next(script)
         start = time.perf_counter()
         try:
             answer = peer.say(openid, text, aes=True)

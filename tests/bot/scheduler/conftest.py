@@ -10,6 +10,7 @@ import pytest
 from bot.scheduler import campaigns as campaigns_mod
 from crm_adapter import CRM
 from tests.crm_adapter.conftest import BACKENDS, Clock, postgres, postgres_db, sqlite_url  # noqa: F401 (fixtures)
+from tests.fakes.sms_gateway import FakeSmsGateway
 
 #: 10:00 China time on 31 May 2026, as naive UTC.
 MORNING = datetime(2026, 5, 31, 2, 0)
@@ -39,3 +40,12 @@ def crm(crm_url: str, clock: Clock) -> Iterator[CRM]:
 @pytest.fixture(scope="session")
 def campaigns() -> dict[str, campaigns_mod.Campaign]:
     return campaigns_mod.load()
+
+
+@pytest.fixture
+def sms() -> Iterator[FakeSmsGateway]:
+    """A fake SMS gateway on 127.0.0.1, released and stopped after the test."""
+    gateway = FakeSmsGateway().start()
+    yield gateway
+    gateway.release()
+    gateway.stop()

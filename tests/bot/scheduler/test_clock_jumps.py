@@ -8,7 +8,6 @@ clock backward and forward around a campaign run and a failed send.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Iterator
 
 import pytest
 
@@ -22,14 +21,6 @@ from tests.fakes.sms_gateway import FakeSmsGateway
 
 DAY = date(2026, 5, 31)
 NO_RASA = RasaPush("http://127.0.0.1:9", "")
-
-
-@pytest.fixture
-def sms() -> Iterator[FakeSmsGateway]:
-    gateway = FakeSmsGateway().start()
-    yield gateway
-    gateway.release()
-    gateway.stop()
 
 
 @pytest.fixture

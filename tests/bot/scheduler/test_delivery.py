@@ -50,14 +50,6 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
     controller.stop()
 
 
-@pytest.fixture
-def sms() -> Iterator[FakeSmsGateway]:
-    gateway = FakeSmsGateway().start()
-    yield gateway
-    gateway.release()
-    gateway.stop()
-
-
 def _birthday_customer(crm: CRM, channel: str, **kw: Any) -> int:
     cid = make.customer(crm, name="李雷", birthday=date(1990, 5, 31), **kw)
     crm.care.set_channel_preference(cid, channel)
