@@ -295,6 +295,7 @@ class CRM:
             self._outbox = Outbox(self.engine, self.directory, clock=self._clock)
         return self._outbox
 
+    @_guarded
     def drain_outbox(self, limit: Optional[int] = None) -> Optional["DrainReport"]:
         """Deliver the writes the company CRM missed while it was down; None without one.
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_adapter import CRM, errors
+from crm_adapter.backends.rest import RestDirectory, RestSettings
 from crm_adapter.retention import RetentionOffer
 
 ADDRESS = "上海市徐汇区漕溪北路88号"
@@ -58,8 +59,15 @@ CALLS: dict[str, Callable[[CRM], Any]] = {
     "may_contact": lambda c: c.may_contact(1, "sms", "marketing"),
     "export_customer": lambda c: c.export_customer(1),
     "erase_customer": lambda c: c.erase_customer(1, "k:1:erase"),
+    "drain_outbox": lambda c: _with_company_crm(c).drain_outbox(),
     "run_unit": lambda c: c.run_unit(lambda session, now: session.execute(select(1)).scalar(), write=True),
 }
+
+def _with_company_crm(crm: CRM) -> CRM:
+    """The outbox lives in our database only when a company CRM is configured."""
+    crm.directory = RestDirectory(RestSettings(base_url="http://127.0.0.1:9", token="t"))
+    return crm
+
 
 # care and desk are the care send log and the service desk over the same database (own tests).
 NOT_DATABASE_METHODS = {"from_env", "dispose", "engine", "analytics_settings", "care", "desk"}
