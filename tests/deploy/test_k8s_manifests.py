@@ -19,7 +19,7 @@ from bot.settings import ROOT
 K8S = ROOT / "deploy" / "k8s"
 VERSION = "1.28.0"
 # Read by libraries or the interpreter rather than by our code.
-LIBRARY_VARS = {"PYTHONPATH", "RASA_TELEMETRY_ENABLED", "TF_CPP_MIN_LOG_LEVEL",
+LIBRARY_VARS = {"PYTHONPATH", "RASA_TELEMETRY_ENABLED", "TF_CPP_MIN_LOG_LEVEL", "SANIC_KEEP_ALIVE_TIMEOUT",
                 "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD"}  # libpq (psycopg2)
 # Where each container's process reads its environment.
 SOURCES = {
