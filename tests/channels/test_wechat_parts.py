@@ -68,6 +68,56 @@ def test_wrong_secret_and_unreachable_api_fail_quietly(fake: FakeWeChatApi) -> N
     assert WeChatApi(APPID, SECRET, "http://127.0.0.1:9", timeout=2).send_text("o" * 28, "x") is False
 
 
+FAST_RETRY = (0.01, 0.01)
+
+
+@pytest.mark.parametrize("fault", ["busy", "bad_gateway", "unavailable"])
+def test_transient_failures_are_retried_and_delivered_once(fake: FakeWeChatApi, fault: str) -> None:
+    api = WeChatApi(APPID, SECRET, fake.base_url, retry_delays=FAST_RETRY)
+    openid = new_openid()
+    if fault == "busy":
+        fake.fail_next(-1, times=2)  # 系统繁忙, twice: the third attempt goes through
+    else:
+        fake.gateway_error_next(502 if fault == "bad_gateway" else 503, times=2)
+    assert api.send_text(openid, "系统忙也要送到")
+    assert fake.delivered_to(openid) == ["系统忙也要送到"]
+
+
+def test_busy_for_longer_than_the_retries_gives_up(fake: FakeWeChatApi) -> None:
+    api = WeChatApi(APPID, SECRET, fake.base_url, retry_delays=FAST_RETRY)
+    openid = new_openid()
+    fake.fail_next(-1, times=5)
+    assert api.send_text(openid, "一直忙") is False
+    assert [m.errcode for m in fake.attempts_for(openid)] == [-1, -1, -1]  # first try + two retries
+    assert api.send_text(openid, "下一条")  # the two busy answers left, then through
+    assert fake.delivered_to(openid) == ["下一条"]
+
+
+@pytest.mark.parametrize("status", [500, 504])
+def test_a_gateway_error_that_may_have_reached_wechat_is_not_repeated(fake: FakeWeChatApi, status: int) -> None:
+    api = WeChatApi(APPID, SECRET, fake.base_url, retry_delays=FAST_RETRY)
+    fake.gateway_error_next(status)
+    assert api.send_text(new_openid(), "不重复") is False
+
+
+def test_a_read_timeout_is_not_repeated_so_the_customer_never_reads_it_twice(fake: FakeWeChatApi) -> None:
+    api = WeChatApi(APPID, SECRET, fake.base_url, timeout=0.5, retry_delays=FAST_RETRY)
+    openid = new_openid()
+    assert api.send_text(openid, "预热")  # token fetched
+    fake.stall_next(2.0)  # WeChat delivers, its answer is late
+    assert api.send_text(openid, "只发一次") is False
+    assert fake.delivered_to(openid) == ["预热", "只发一次"]
+    assert len(fake.attempts_for(openid)) == 2
+
+
+def test_a_refused_connection_is_retried_then_given_up(fake: FakeWeChatApi) -> None:
+    pauses: list[float] = []
+    api = WeChatApi(APPID, SECRET, "http://127.0.0.1:9", timeout=2, retry_delays=(0.25, 1.0),
+                    sleep=pauses.append)
+    assert api.send_text(new_openid(), "x") is False
+    assert pauses == [0.25, 1.0]
+
+
 @pytest.mark.parametrize("xml", [
     b"<xml><a>1</a>",  # unclosed
     b"not xml at all",

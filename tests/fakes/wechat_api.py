@@ -9,7 +9,11 @@ tests can assert what was sent.
 Switches:
 * ``fail_next(40001)`` / ``fail_next(42001)``: the next send is refused with
   that code (and the token in use is invalidated, as WeChat does);
-* ``close_window(openid)``: sends to that openid get 45015 (outside 48 hours).
+* ``close_window(openid)``: sends to that openid get 45015 (outside 48 hours);
+* ``gateway_error_next(502)``: the next send gets that HTTP status and an HTML
+  page, as from a proxy in front of WeChat, and is not delivered;
+* ``stall_next(seconds)``: the next send is delivered, and its answer comes
+  only after ``seconds`` (a client's read timeout hits after WeChat acted).
 """
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ class FakeWeChatApi:
         self._valid_tokens: set[str] = set()
         self._fail_queue: list[int] = []
         self._closed_windows: set[str] = set()
+        self._gateway_errors: list[int] = []
+        self._stalls: list[float] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -72,6 +78,18 @@ class FakeWeChatApi:
     def fail_next(self, errcode: int, times: int = 1) -> None:
         with self._lock:
             self._fail_queue.extend([errcode] * times)
+
+    def gateway_error_next(self, status: int, times: int = 1) -> None:
+        with self._lock:
+            self._gateway_errors.extend([status] * times)
+
+    def stall_next(self, seconds: float) -> None:
+        with self._lock:
+            self._stalls.append(seconds)
+
+    def _take(self, queue: list) -> Any:
+        with self._lock:
+            return queue.pop(0) if queue else None
 
     def close_window(self, openid: str) -> None:
         with self._lock:
@@ -160,7 +178,23 @@ class FakeWeChatApi:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 if url.path == "/cgi-bin/message/custom/send":
-                    self._reply(*api._custom_send(parse_qs(url.query), raw))
+                    status = api._take(api._gateway_errors)
+                    if status is not None:
+                        page = b"<html><body>Bad Gateway</body></html>"
+                        self.send_response(status)
+                        self.send_header("Content-Type", "text/html")
+                        self.send_header("Content-Length", str(len(page)))
+                        self.end_headers()
+                        self.wfile.write(page)
+                        return
+                    answer = api._custom_send(parse_qs(url.query), raw)
+                    stall = api._take(api._stalls)
+                    if stall:
+                        time.sleep(stall)
+                    try:
+                        self._reply(*answer)
+                    except OSError:  # the client gave up waiting
+                        pass
                 else:
                     self._reply(404, {"errcode": 404, "errmsg": "not found"})
 
