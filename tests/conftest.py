@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from bot.run import Stack, free_port, isolated_stack
+from bot.run import Stack, isolated_stack
 from bot.settings import ROOT
 
 MODEL = ROOT / "models" / "kefu.tar.gz"
@@ -73,12 +73,42 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running.stop()
 
 
+class CrmOutage:
+    """Takes the CRM database's folder away (unreachable for every process) and puts it back.
+
+    SQLite opens the file per connection and never creates a missing folder,
+    so while the folder is away each CRM call fails as with a database down;
+    the tracker store lives elsewhere and keeps working.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.away = folder.with_name(folder.name + ".away")
+
+    def cut(self) -> None:
+        if self.folder.exists():
+            self.folder.rename(self.away)
+
+    def restore(self) -> None:
+        if self.away.exists():
+            self.away.rename(self.folder)
+
+
 @pytest.fixture(scope="session")
-def stack_crm_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The same servers, but the CRM URL points at a database nobody listens on."""
-    var_dir = tmp_path_factory.mktemp("stack_down")
-    running = _start_stack(var_dir, f"postgresql+psycopg2://kefu@127.0.0.1:{free_port()}/kefu")
+def crm_outage(tmp_path_factory: pytest.TempPathFactory) -> CrmOutage:
+    folder = tmp_path_factory.mktemp("stack_down") / "crm"
+    folder.mkdir()
+    return CrmOutage(folder)
+
+
+@pytest.fixture(scope="session")
+def stack_crm_down(crm_outage: CrmOutage) -> Iterator[Stack]:
+    """The same servers over a seeded CRM that is unreachable (`crm_outage` can bring it back)."""
+    var_dir = crm_outage.folder.parent
+    running = _start_stack(var_dir, seeded_crm_url(crm_outage.folder))
+    crm_outage.cut()
     yield running
+    crm_outage.restore()
     running.stop()
 
 
