@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable, Optional
 from aiohttp import web
 
 from bot.http_body import drain_unread_body
+from bot.forwarded import client_address, trusted_proxies
 from bot.ratelimit import MemoryTokenBuckets, RateLimiter, login_failure_rate
 from crm_adapter.errors import CRMUnavailable, InvalidInput
 from crm_adapter.servicedesk import DeskSession, ServiceDesk
@@ -51,6 +52,7 @@ COOKIE_SECURE_KEY = web.AppKey("cookie_secure", bool)
 #: Failed logins per client address.  The CRM locks one account after five
 #: failures; this stops one address from trying a few passwords on every account.
 LOGIN_LIMITER_KEY = web.AppKey("login_limiter", MemoryTokenBuckets)
+TRUSTED_PROXIES_KEY = web.AppKey("trusted_proxies", tuple)
 
 
 def is_api(request: web.Request) -> bool:
@@ -140,7 +142,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))
     desk = request.app[DESK_KEY]
     limiter: RateLimiter = request.app[LOGIN_LIMITER_KEY]
-    address = request.remote or "unknown"
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                             request.app[TRUSTED_PROXIES_KEY])
     if not limiter.available(address):
         log.warning("desk login refused: too many failed logins from one address")
         return render(request, "login.html", {"error": MSG_TOO_MANY_LOGINS, "username": username}, status=429)
@@ -168,6 +171,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 def routes(app: web.Application) -> None:
     app[LOGIN_LIMITER_KEY] = MemoryTokenBuckets(login_failure_rate())
+    app[TRUSTED_PROXIES_KEY] = trusted_proxies()
     app.router.add_get("/desk/login", login_page)
     app.router.add_post("/desk/login", login)
     app.router.add_post("/desk/logout", logout)

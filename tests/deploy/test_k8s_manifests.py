@@ -27,7 +27,7 @@ SOURCES = {
              "bot/policies", "crm_adapter/policy.py"],
     "actions": ["actions", "crm_adapter"],
     "web": ["bot/web"],
-    "desk": ["bot/desk", "crm_adapter"],
+    "desk": ["bot/desk", "bot/forwarded.py", "crm_adapter"],
     "scheduler": ["bot/scheduler", "crm_adapter"],
     "events-consumer": ["bot/events_sink.py"],
 }

@@ -29,6 +29,7 @@ APPID = "wx00fuzz000000000"
 RATE_PER_MINUTE = 6
 RATE_BURST = 4
 LOGIN_FAILURE_BURST = 5
+TRUSTED_PROXY = "127.0.0.3"
 
 
 @dataclass
@@ -51,8 +52,9 @@ def security(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecurityStack
     web_secret = secrets.token_urlsafe(32)
     var_dir = tmp_path_factory.mktemp("security_stack")
     # The desk reads its login limit from the environment it inherits.
-    saved = {k: os.environ.get(k) for k in ("KEFU_DESK_LOGIN_FAILURES_BURST",)}
+    saved = {k: os.environ.get(k) for k in ("KEFU_DESK_LOGIN_FAILURES_BURST", "KEFU_TRUSTED_PROXIES")}
     os.environ["KEFU_DESK_LOGIN_FAILURES_BURST"] = str(LOGIN_FAILURE_BURST)
+    os.environ["KEFU_TRUSTED_PROXIES"] = TRUSTED_PROXY  # as if a reverse proxy ran on 127.0.0.3
     with FakeWeChatApi(APPID, creds["secret"]) as fake:
         try:
             running = isolated_stack(var_dir, seeded_crm_url(var_dir), {

@@ -17,7 +17,8 @@ import requests
 
 from bot.ratelimit import TOO_FAST_REPLY
 from tests.channels.wechat_peer import new_openid
-from tests.security.conftest import LOGIN_FAILURE_BURST, RATE_BURST, SecurityStack, source_address_available
+from tests.security.conftest import (LOGIN_FAILURE_BURST, RATE_BURST, TRUSTED_PROXY, SecurityStack,
+                                     source_address_available)
 from tests.desk_client import PASSWORD
 
 FAQ = "满多少包邮"
@@ -82,29 +83,39 @@ def test_website_session_over_the_limit_gets_the_polite_reply(security: Security
         assert peer.user_turns() == served
 
 
-def _login_from(security: SecurityStack, address: str, username: str, password: str) -> tuple[int, str]:
+def _login_from(security: SecurityStack, address: str, username: str, password: str,
+                forwarded_for: str | None = None) -> tuple[int, str]:
     parts = urlsplit(security.settings.desk_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30, source_address=(address, 0))
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
     try:
         conn.request("POST", "/desk/login", body=urlencode({"username": username, "password": password}),
-                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+                     headers=headers)
         response = conn.getresponse()
         return response.status, response.read().decode("utf-8", "replace")
     finally:
         conn.close()
 
 
+def _agents(security: SecurityStack, prefix: str, count: int) -> list[str]:
+    """New agent accounts, so that no account lock (five failures) interferes."""
+    from crm_adapter import CRM
+
+    crm = CRM(security.settings.crm_url)
+    usernames = [f"{prefix}{uuid.uuid4().hex[:6]}{i}" for i in range(count)]
+    for name in usernames:
+        crm.desk.create_staff(name, "测试", "agent", PASSWORD)
+    crm.dispose()
+    return usernames
+
+
 def test_desk_limits_failed_logins_per_address(security: SecurityStack) -> None:
     address = "127.0.0.2"
     if not source_address_available(address):
         pytest.skip("this host cannot bind 127.0.0.2")
-    from crm_adapter import CRM
-
-    crm = CRM(security.settings.crm_url)
-    usernames = [f"spray{uuid.uuid4().hex[:6]}{i}" for i in range(LOGIN_FAILURE_BURST + 1)]
-    for name in usernames:
-        crm.desk.create_staff(name, "测试", "agent", PASSWORD)
-    crm.dispose()
+    usernames = _agents(security, "spray", LOGIN_FAILURE_BURST + 1)
     # One wrong password on each of several accounts: no account lock is reached...
     for name in usernames[:LOGIN_FAILURE_BURST]:
         assert _login_from(security, address, name, "guess-123456")[0] == 401
@@ -113,3 +124,23 @@ def test_desk_limits_failed_logins_per_address(security: SecurityStack) -> None:
     assert status == 429 and "登录失败次数过多" in body
     # Another address is not affected.
     assert _login_from(security, "127.0.0.1", usernames[-1], PASSWORD)[0] == 302
+
+
+def test_behind_a_trusted_proxy_the_limit_is_per_customer_address(security: SecurityStack) -> None:
+    """Through our proxy (127.0.0.3) the limit follows X-Forwarded-For; from anywhere else the
+    header is ignored, so a client cannot pick an address to dodge the limit."""
+    for address in (TRUSTED_PROXY, "127.0.0.4"):
+        if not source_address_available(address):
+            pytest.skip(f"this host cannot bind {address}")
+    usernames = _agents(security, "proxied", LOGIN_FAILURE_BURST + 2)
+    for name in usernames[:LOGIN_FAILURE_BURST]:
+        assert _login_from(security, TRUSTED_PROXY, name, "guess-123456", "198.51.100.7")[0] == 401
+    status, body = _login_from(security, TRUSTED_PROXY, usernames[-1], PASSWORD, "198.51.100.7")
+    assert status == 429 and "登录失败次数过多" in body
+    # Another customer behind the same proxy is not locked out with the first.
+    assert _login_from(security, TRUSTED_PROXY, usernames[-1], PASSWORD, "198.51.100.8")[0] == 302
+    # A client that is not our proxy writing the header still counts as itself.
+    for i, name in enumerate(usernames[:LOGIN_FAILURE_BURST]):
+        forged = f"198.51.100.{100 + i}"
+        assert _login_from(security, "127.0.0.4", name, "guess-123456", forged)[0] == 401
+    assert _login_from(security, "127.0.0.4", usernames[-2], PASSWORD, "198.51.100.200")[0] == 429
