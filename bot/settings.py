@@ -101,11 +101,12 @@ class Settings:
             # 0.0.0.0: an action server open to the network would run any action on any
             # tracker a caller makes up (e.g. one claiming to be a verified customer).
             "SANIC_HOST": self.host,
-            # Sanic (Rasa, rasa_sdk, widget, desk) closes an idle keep-alive connection after
-            # 5 s by default, sooner than aiohttp's 15 s pool: Rasa then sometimes sends an
-            # action call on a socket the action server is closing, gets ServerDisconnectedError
-            # and drops that turn's events (a lost complaint in a soak). The server must
-            # outwait its clients (rasa-sdk itself moved to 120 s later, PR #1047).
+            # Sanic (Rasa and rasa_sdk; the widget and desk are aiohttp, 75 s) closes an idle
+            # keep-alive connection after 5 s by default, sooner than aiohttp's 15 s client
+            # pool: Rasa then can send an action call on a socket the action server is
+            # closing, get ServerDisconnectedError and drop that turn's events (the likely
+            # cause of a complaint lost in a soak). A server must outwait its clients
+            # (rasa-sdk itself moved to 120 s later, its PR #1047).
             "SANIC_KEEP_ALIVE_TIMEOUT": env.get("SANIC_KEEP_ALIVE_TIMEOUT", "120"),
             "KEFU_RATE_PER_MINUTE": self.rate_per_minute,
             "KEFU_RATE_BURST": self.rate_burst,
