@@ -26,6 +26,17 @@ from bot.settings import ROOT, Settings
 logger = logging.getLogger("kefu.run")
 
 
+def sigint_by_default() -> None:
+    """In a child before exec: SIGINT back to its default, so Python turns it into
+    KeyboardInterrupt and the child stops when `Stack.stop` asks.
+
+    A background job of a non-interactive shell (`make run &`, a CI runner) starts
+    with SIGINT ignored; every child would inherit that, and Python keeps an
+    ignored SIGINT ignored, so Ctrl-C and `stop` would go unheard.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Stack:
     """The running processes of one Kefu instance."""
 
@@ -41,7 +52,8 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(args, cwd=ROOT, env=self.settings.child_env(),
-                                stdout=out, stderr=subprocess.STDOUT if out else None)
+                                stdout=out, stderr=subprocess.STDOUT if out else None,
+                                preexec_fn=sigint_by_default)
         self.procs.append(proc)
         self.named[name] = proc
         return proc
@@ -186,6 +198,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with it ignored
     try:
         stack.start()
         if args.shell:

@@ -41,7 +41,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 from bot import settings as settings_mod
-from bot.run import free_port
+from bot.run import free_port, sigint_by_default
 from bot.settings import ROOT
 
 log = logging.getLogger("kefu.scaleout")
@@ -83,7 +83,8 @@ class Topology:
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{name}.log", "ab") as out:
             proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    preexec_fn=sigint_by_default)
         self.state["procs"][name] = proc.pid
         self._save()
         return proc.pid

@@ -24,8 +24,13 @@ def test_supervisor_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
            "KEFU_CRM_URL": seeded_crm_url(tmp_path), "KEFU_MODEL": str(MODEL),
            "KEFU_TRACKER_DB": str(tmp_path / "tracker.sqlite3"),
            "KEFU_EVENTS_DB": str(tmp_path / "events.sqlite3")}
+    # Started the way a background job of a script starts (`make run &`): with SIGINT
+    # ignored, which every child inherits unless the supervisor undoes it. Its own
+    # session, so that a failure below can clean up the whole tree.
     proc = subprocess.Popen([sys.executable, "-m", "bot.run"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                            start_new_session=True)
     output = []
     try:
         deadline = time.monotonic() + 300
@@ -59,7 +64,7 @@ def test_supervisor_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         try:
             code = proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # the servers too, or they outlive the test
             raise
     assert code == 0
     for port in (rasa_port, action_port, web_port):
