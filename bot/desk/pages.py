@@ -32,7 +32,13 @@ TEMPLATES.filters["clock"] = _clock
 def render(request: web.Request, name: str, context: dict[str, Any], status: int = 200) -> web.Response:
     session = request.get("desk_session")
     text = TEMPLATES.get_template(name).render(session=session, **context)
-    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+    try:
+        body = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (a client can send "\ud800" in JSON and Rasa keeps it in the
+        # transcript) has no UTF-8 form: shown as "?" rather than failing the page.
+        body = text.encode("utf-8", "replace")
+    return web.Response(body=body, status=status, content_type="text/html", charset="utf-8")
 
 
 async def desk_page(request: web.Request) -> web.Response:

@@ -102,7 +102,8 @@ def test_complaint_written_once_per_message(crm: CRM) -> None:
     assert len(crm.complaints_for_customer(2)) == 1
 
 
-def test_second_fallback_in_a_row_escalates() -> None:
+def test_second_fallback_in_a_row_escalates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEFU_DESK_HOURS", "00:00-24:00")  # not the clock's business (test_handoff: out of hours)
     fallback = {"event": "user", "text": "???", "parse_data": {"intent": {"name": "nlu_fallback"}}}
     tracker = make_tracker({}, text="???", intent="nlu_fallback", events=[fallback, dict(fallback)])
     _, messages = run(ActionHandleFallback(), tracker)
