@@ -27,25 +27,25 @@ def trusted_proxies(env: Optional[Mapping[str, str]] = None) -> tuple[Network, .
         raise ValueError(f"KEFU_TRUSTED_PROXIES: {exc}") from None
 
 
-def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+def _trusted_ip(address: str, trusted: Sequence[Network]) -> Optional[bool]:
+    """Whether ``address`` is one of our proxies; None when it is not an IP at all."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        return False
+        return None
     return any(ip in network for network in trusted)
 
 
 def client_address(peer: Optional[str], forwarded_for: Optional[str], trusted: Sequence[Network]) -> str:
     """The nearest address that is not one of our proxies; the peer when it is not one."""
     address = peer or "unknown"
-    if not trusted or not _is_trusted(address, trusted) or not forwarded_for:
+    if not trusted or not _trusted_ip(address, trusted) or not forwarded_for:
         return address
     for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
+        ours = _trusted_ip(hop, trusted)
+        if ours is None:
             return address  # a hop our proxy would never write: believe nothing beyond it
-        if not _is_trusted(hop, trusted):
+        if not ours:
             return hop
         address = hop
     return address

@@ -139,11 +139,15 @@ class WeChatApi:
             return False
 
 
+def _http_status(exc: WeChatClientException) -> Optional[int]:
+    """The HTTP status behind an error wechatpy reports with errcode None."""
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
 def _busy(exc: WeChatClientException) -> bool:
-    """WeChat's "system busy, try later", or a 502/503 from the way there (wechatpy gives
-    those errcode None). Not 500 or 504: WeChat may have acted before failing."""
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return exc.errcode == SYSTEM_BUSY or (exc.errcode is None and status in (502, 503))
+    """WeChat's "system busy, try later", or a 502/503 from the way there.
+    Not 500 or 504: WeChat may have acted before failing."""
+    return exc.errcode == SYSTEM_BUSY or (exc.errcode is None and _http_status(exc) in (502, 503))
 
 
 def _never_reached(exc: requests.RequestException) -> bool:
@@ -156,5 +160,5 @@ def _never_reached(exc: requests.RequestException) -> bool:
 
 def _describe(exc: WeChatClientException) -> str:
     if exc.errcode is None:
-        return f"HTTP {getattr(getattr(exc, 'response', None), 'status_code', '?')}"
+        return f"HTTP {_http_status(exc) or '?'}"
     return f"errcode {exc.errcode}"
