@@ -34,6 +34,7 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -53,6 +54,7 @@ from bench.rest_load import SCRIPT as REST_SCRIPT
 from bench.rest_load import percentile
 from bench.socketio_load import SCRIPT as WEB_SCRIPT
 from bench.wechat_load import SCRIPT as WECHAT_SCRIPT
+from bot import memtrace
 from bot.channels.web_token import sign
 from bot.run import Stack, isolated_stack
 from bot.settings import ROOT
@@ -354,6 +356,26 @@ def prepare_customers(crm: CRM, ids: list[int]) -> None:
                      .values(points_expiring=SOAK_POINTS, points_expire_at=date.today() + timedelta(days=10)))
 
 
+MEMTRACE_WARM_UP_S = 120.0
+
+
+def signal_memtrace(stack: Stack) -> None:
+    """Ask the Rasa and action servers for a bot.memtrace report."""
+    for name in ("rasa", "actions"):
+        proc = stack.named.get(name)
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGUSR2)
+
+
+def memtrace_signals(stack: Stack, stop: threading.Event, every_s: float) -> None:
+    """Baseline report after the warm-up (models loaded, caches warm), then periodic ones."""
+    if stop.wait(MEMTRACE_WARM_UP_S):
+        return
+    signal_memtrace(stack)
+    while not stop.wait(every_s):
+        signal_memtrace(stack)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
@@ -367,6 +389,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--customers", type=int, default=3000)
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "bench" / "soak-run")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "soak.json")
+    parser.add_argument("--memtrace", type=Path, default=None,
+                        help="folder for bot.memtrace reports of the Rasa and action servers, taken "
+                             "after the warm-up, every --memtrace-every minutes and at the end")
+    parser.add_argument("--memtrace-every", type=float, default=10.0)
     args = parser.parse_args(argv)
     think = tuple(args.think)
 
@@ -400,6 +426,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     # The stack's children inherit os.environ (Settings.child_env).
     os.environ.update({"KEFU_CARE_CAMPAIGNS": str(campaigns), "KEFU_DESK_HOURS": "00:00-24:00",
                        "KEFU_CARE_DELIVER_SECONDS": "15"})
+    if args.memtrace:
+        os.environ[memtrace.ENV] = str(args.memtrace.resolve())
 
     sent_path = args.out.with_name(args.out.stem + "_sent.jsonl")
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -424,6 +452,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             peer = WeChatPeer(f"{s.rasa_url}/webhooks/wechat/webhook", token, appid, aes_key)
             sampler = Sampler(stack, sampler_stop)
             sampler.start()
+            if args.memtrace:
+                threading.Thread(target=memtrace_signals, daemon=True,
+                                 args=(stack, stop, args.memtrace_every * 60)).start()
             threads = [threading.Thread(target=rest_customer, args=(rest_url, sender, log, stop, think))
                        for sender in rest_senders]
             threads += [threading.Thread(target=wechat_customer, args=(peer, o, log, stop, think)) for o in openids]
@@ -438,6 +469,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             for thread in [*threads, agent_thread]:
                 thread.start()
             stop.wait(args.minutes * 60)
+            if args.memtrace:
+                signal_memtrace(stack)  # the last report, still under load
+                time.sleep(5)
             stop.set()
             for thread in threads:
                 thread.join()

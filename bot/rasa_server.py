@@ -41,6 +41,8 @@ from jsonschema import Validator
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
+from bot import memtrace
+
 
 @functools.lru_cache(maxsize=None)
 def action_response_validator() -> Validator:
@@ -132,6 +134,7 @@ def install() -> None:
 
 def main() -> None:
     install()
+    memtrace.install_from_env("rasa")
     from rasa.__main__ import main as rasa_main
 
     sys.argv[0] = "rasa"
