@@ -22,8 +22,10 @@ Third, not a cost but a silence: when the action server is down (or answers
 with an error), Rasa logs "the action's events are lost", carries on, and the
 customer hears nothing at all.  `run_remote_action` tells them honestly that
 this step did not go through and that trying again is safe (every CRM write
-carries an idempotency key), at most once per conversation every few seconds,
-then lets Rasa carry on exactly as before.  The per-message slot-mapping
+carries an idempotency key), at most once per conversation every few seconds.
+The apology is returned as the failed action's only event, so the dialogue
+state is what stock Rasa leaves (the action recorded, nothing else), and the
+apology is in the transcript an agent or a manager reads later.  The per-message slot-mapping
 check is exempt: Rasa already skips it quietly, and an FAQ answer still follows.
 
 All three are applied here, explicitly, rather than as a side effect of importing
@@ -33,6 +35,7 @@ reject what stock Rasa does.
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -42,6 +45,8 @@ from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
 from bot import memtrace
+
+logger = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=None)
@@ -99,6 +104,7 @@ async def run_remote_action(self: Any, output_channel: Any, nlg: Any, tracker: A
     """Drop-in for `RemoteAction.run` that apologises to the customer when it fails."""
     from rasa.core.actions.action import ActionExecutionRejection
     from rasa.shared.core.constants import ACTION_VALIDATE_SLOT_MAPPINGS
+    from rasa.shared.core.events import BotUttered
 
     try:
         return await _STOCK_REMOTE_RUN[0](self, output_channel, nlg, tracker, domain)
@@ -111,10 +117,12 @@ async def run_remote_action(self: Any, output_channel: Any, nlg: Any, tracker: A
             _last_apology[sender] = now
             if len(_last_apology) > 10_000:
                 _last_apology.clear()
-            try:
-                await output_channel.send_text_message(sender, ACTION_FAILED_REPLY)
-            except Exception:  # the channel itself is down: Rasa logs the original error below
-                pass
+            # What Rasa does with a failed action (log it, record the action with
+            # no events), except that the apology is the action's one event: Rasa
+            # sends it and keeps it in the transcript the desk and the manager read.
+            logger.exception("Encountered an exception while running action '%s'; "
+                             "the customer was told it did not go through.", self.name())
+            return [BotUttered(ACTION_FAILED_REPLY)]
         raise
 
 

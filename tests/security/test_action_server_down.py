@@ -24,6 +24,14 @@ def test_action_server_down_and_back(security: SecurityStack) -> None:
         down = _say(security, "demo-lina", "我的订单到哪了")  # a CRM flow: custom actions
         assert ACTION_FAILED_REPLY in down, down
         assert down.count(ACTION_FAILED_REPLY) == 1
+        # ... and kept in the transcript, as the bot's reply to that message.
+        tracker = requests.get(f"{security.settings.rasa_url}/conversations/demo-lina/tracker",
+                               params={"token": security.settings.rasa_token}, timeout=60).json()
+        said = [(e["event"], e.get("text")) for e in tracker["events"] if e["event"] in ("user", "bot")]
+        last_user = max(i for i, (kind, _) in enumerate(said) if kind == "user")
+        assert said[last_user] == ("user", "我的订单到哪了")
+        assert said[last_user + 1:].count(("bot", ACTION_FAILED_REPLY)) == 1, said[last_user:]
+        assert [text for kind, text in said[last_user + 1:]] == down  # the transcript is what was sent
         faq = _say(security, f"down-{uuid.uuid4().hex[:8]}", "满多少包邮")  # no custom action needed
         assert any("99元" in t for t in faq), faq
     finally:
