@@ -19,6 +19,9 @@ race each other inside WeChat, so the customer could read the second sentence
 before the first; one reply keeps the order, spends no API quota and works
 without API credentials.  Only text beyond WeChat's 2048-byte limit goes on by
 API.  Late answers go entirely by API, one 客服消息 per bot message, in order.
+What cannot be sent that way (no API credentials, or WeChat refused it for
+good) is held (`wechat_mailbox.LateMailbox`) and goes out first in the reply
+to the customer's next message.
 
 The openid is the conversation id and the input channel is "wechat", so a CRM
 channel identity ("wechat", openid) recognises the customer from the first
@@ -69,6 +72,7 @@ from wechatpy.messages import (
 from wechatpy.utils import check_signature
 
 from bot.channels.dedup import Turn, turn_store
+from bot.channels.wechat_mailbox import LateMailbox
 from bot.channels.safe_xml import MAX_BODY_BYTES, BadXml, BodyTooLarge, parse_xml, read_capped_body
 from bot.ratelimit import RateLimiter, limit_messages, shared_message_limiter
 from bot.channels.wechat_api import DEFAULT_API_BASE, WeChatApi, mask_openid
@@ -273,15 +277,15 @@ class WeChatOutput(OutputChannel):
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_texts(recipient_id, [text])
 
-    async def send_texts(self, openid: str, texts: list[str]) -> int:
-        """Send each text (cut to WeChat's limit) in order; the number WeChat accepted."""
+    async def send_texts(self, openid: str, texts: list[str]) -> list[str]:
+        """Send each text (cut to WeChat's limit) in order; the pieces WeChat did not accept."""
         loop = asyncio.get_running_loop()
-        sent = 0
+        unsent = []
         for text in texts:
             for chunk in _cut(text, MAX_TEXT_BYTES):
-                if await loop.run_in_executor(None, self.api.send_text, openid, chunk):
-                    sent += 1
-        return sent
+                if not await loop.run_in_executor(None, self.api.send_text, openid, chunk):
+                    unsent.append(chunk)
+        return unsent
 
 
 @dataclass
@@ -318,6 +322,7 @@ class WeChatInput(InputChannel):
         self._clock = clock
         self.turns = turn_store(ttl_s=max(600.0, 2 * self.config.timestamp_window_s))
         self.buttons = ButtonMemory()
+        self.mailbox = LateMailbox()
         self.limiter: RateLimiter = shared_message_limiter()
         self.crypto: Optional[WeChatCrypto] = None
         if self.config.enabled and self.config.aes_key:
@@ -490,7 +495,7 @@ class WeChatInput(InputChannel):
             if done:
                 processing.result()  # raises what the bot raised
                 self.buttons.remember(openid, collector.messages)
-                texts = [t for t in (render_text(m) for m in collector.messages) if t]
+                texts = self.mailbox.take(openid) + [t for t in (render_text(m) for m in collector.messages) if t]
                 chunks = split_to_limit(texts)
                 settle(self._reply_xml(message, chunks[0]) if chunks else SUCCESS)
                 if len(chunks) > 1:
@@ -506,22 +511,30 @@ class WeChatInput(InputChannel):
                 await self._deliver_late(openid, [ERROR_REPLY])
                 return
             self.buttons.remember(openid, collector.messages)
-            texts = [t for t in (render_text(m) for m in collector.messages) if t]
+            texts = self.mailbox.take(openid) + [t for t in (render_text(m) for m in collector.messages) if t]
             await self._deliver_late(openid, texts)
         except Exception:
             logger.exception("wechat: processing a message from %s failed", mask_openid(openid))
             settle(self._reply_xml(message, ERROR_REPLY))
 
     async def _deliver_late(self, openid: str, texts: list[str]) -> None:
+        """Send by API what missed the passive reply; hold what cannot be sent for the next one."""
         if not texts:
             return
         if self.api is None:
-            logger.warning("wechat: %d late message(s) for %s dropped: no appid/secret for the "
-                           "customer-service API", len(texts), mask_openid(openid))
+            held = self.mailbox.hold(openid, texts)
+            logger.warning("wechat: %d late message(s) for %s held for the next reply (%d held in this "
+                           "process): no appid/secret for the customer-service API",
+                           len(texts), mask_openid(openid), held)
             return
-        sent = await WeChatOutput(self.api).send_texts(openid, texts)
-        logger.info("wechat: %d/%d message(s) sent to %s by customer-service API",
-                    sent, len(texts), mask_openid(openid))
+        unsent = await WeChatOutput(self.api).send_texts(openid, texts)
+        if unsent:
+            held = self.mailbox.hold(openid, unsent)
+            logger.warning("wechat: %d late message(s) for %s not accepted by the customer-service API; "
+                           "held for the next reply (%d held in this process)",
+                           len(unsent), mask_openid(openid), held)
+        else:
+            logger.info("wechat: %d message(s) sent to %s by customer-service API", len(texts), mask_openid(openid))
 
     def _what_customer_said(self, message: Any, openid: str) -> Optional["_Said"]:
         """The text the bot should hear, a fixed reply, or None (nothing to answer)."""

@@ -280,6 +280,34 @@ def test_slow_answer_goes_out_by_customer_service_api(peer: WeChatPeer, fake_wec
     assert len(user_events(wechat_stack, openid)) == 1
 
 
+def test_late_answer_wechat_refuses_comes_first_in_the_next_reply(
+        peer: WeChatPeer, fake_wechat: FakeWeChatApi, frozen_action_server, wechat_stack: Stack) -> None:
+    """A late answer the API cannot deliver (48-hour window closed) is not lost:
+    it leads the passive reply to the customer's next message."""
+    pause, resume = frozen_action_server
+    openid = new_openid()
+    fake_wechat.close_window(openid)
+    pause()
+    try:
+        first = peer.post(peer.text_xml(openid, "满多少包邮", peer.next_msg_id()), openid, aes=True)
+    finally:
+        resume()
+    assert first.status == 200 and first.body == "success"
+    deadline = time.monotonic() + 120
+    while not fake_wechat.attempts_for(openid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [m.errcode for m in fake_wechat.attempts_for(openid)] == [45015]
+    time.sleep(0.5)  # the channel holds it once the API has refused
+    nxt = peer.say(openid, "谢谢", aes=True)
+    assert nxt.status == 200 and nxt.text, nxt
+    held, _, now = nxt.text.partition("\n\n")
+    assert "99" in held, nxt.text  # the free-shipping answer, first
+    assert now and "99" not in now  # then the answer to 谢谢
+    again = peer.say(openid, "你好", aes=True)
+    assert again.text and "99" not in again.text  # delivered once, not again
+    assert len(fake_wechat.attempts_for(openid)) == 1  # passive replies, no more API calls
+
+
 def _push(stack: Stack, openid: str, text: str) -> requests.Response:
     """What the desk does: a bot event with side effects on the latest channel."""
     s = stack.settings

@@ -8,6 +8,7 @@ import pytest
 
 from bot.channels.dedup import TurnStore
 from bot.channels.safe_xml import BadXml, parse_xml
+from bot.channels.wechat_mailbox import LateMailbox
 from bot.channels.wechat import ButtonMemory, WeChatConfig, WeChatInput, split_to_limit
 from bot.channels.wechat_api import WeChatApi, mask_openid
 from tests.channels.wechat_peer import new_aes_key, new_openid
@@ -193,3 +194,22 @@ def test_openid_masking() -> None:
     openid = new_openid()
     masked = mask_openid(openid)
     assert openid not in masked and masked.startswith(openid[:4]) and "****" in masked
+
+
+def test_late_mailbox_keeps_order_bounds_and_forgets_old_answers() -> None:
+    now = [0.0]
+    box = LateMailbox(max_openids=2, max_texts=3, ttl_s=100.0, clock=lambda: now[0])
+    assert box.take("a") == []
+    assert box.hold("a", ["一", ""]) == 1 and box.hold("a", ["二", "三", "四"]) == 3
+    assert box.take("a") == ["二", "三", "四"]  # oldest dropped past max_texts, order kept
+    assert box.take("a") == []  # taken once
+    box.hold("a", ["甲"])
+    now[0] = 50.0
+    box.hold("b", ["乙"])
+    box.hold("c", ["丙"])  # a (least recently held) is dropped past max_openids
+    assert len(box) == 2 and box.take("a") == []
+    now[0] = 160.0  # b's answer is 110 s old, c's too: past ttl
+    assert box.take("b") == [] and box.take("c") == []
+    box.hold("d", ["旧"])
+    now[0] = 270.0  # "旧" is 110 s old: dropped when something new is held
+    assert box.hold("d", ["新"]) == 1 and box.take("d") == ["新"]
