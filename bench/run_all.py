@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import fuzz, nlu_baselines, nlu_eval, rest_load, sentiment_eval
+from bench import fuzz, nlu_baselines, nlu_eval, nlu_feature_cv, rest_load, sentiment_eval
 
 
 def main() -> int:
@@ -12,6 +12,7 @@ def main() -> int:
     rest_load.main()
     nlu_eval.main()
     nlu_baselines.main()  # trains Rasa's default NLU pipeline once (minutes)
+    nlu_feature_cv.main()
     sentiment_eval.main()
     fuzz.main([])
     return 0
