@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 from sqlalchemy import Float, cast, func, or_, select, union
@@ -338,8 +338,9 @@ def changed_customers(session: Session, since, now) -> set[int]:  # type: ignore
     return found
 
 
-def facts_of_row(row: CustomerMetrics) -> Facts:
-    """The stored facts of a metrics row (for re-deriving without the history)."""
+def facts_of_row(row: Any) -> Facts:
+    """The stored facts of a metrics row (a `CustomerMetrics`, or a Row with its
+    columns by name), for re-deriving without the history."""
     return Facts(
         order_count=row.order_count,
         first_day=row.first_order_day,
