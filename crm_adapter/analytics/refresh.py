@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
 from typing import Any, Iterable, Optional, Sequence
@@ -66,12 +66,15 @@ class RefreshResult:
     excluded_orders: int
     seconds: float
     population_interval_days: float
+    #: Seconds per phase (read, derive, write), for benchmarks and slow-run logs.
+    phases: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         return (
             f"{self.kind} refresh: {self.customers_refreshed} customers refreshed, "
             f"{self.rows_rescored} re-scored, {self.excluded_orders} orders excluded, "
-            f"{self.seconds:.2f} s"
+            f"{self.seconds:.2f} s" + (f" ({', '.join(f'{k} {v:.1f} s' for k, v in self.phases.items())})"
+                                       if self.phases else "")
         )
 
 
@@ -307,8 +310,10 @@ def refresh(
         )
         old_population = previous_run.population_interval_days if previous_run is not None else None
 
+        read_done = time.perf_counter()
         columns = derive_columns(table, now, population, cuts, settings, previous)
         changes = _changes(columns, previous, now)
+        derive_done = time.perf_counter()
 
         # -- writes: one transaction from here -----------------------------
         from ..config import WRITE_OPTIONS
@@ -352,8 +357,11 @@ def refresh(
         finally:
             _restore_sqlite_cache(connection)
         session.commit()
+    finished = time.perf_counter()
+    phases = {"read": round(read_done - started, 2), "derive": round(derive_done - read_done, 2),
+              "write": round(finished - derive_done, 2)}
     result = RefreshResult(
-        kind, refreshed + restaged, rescored, gathered.excluded_orders, time.perf_counter() - started, population
+        kind, refreshed + restaged, rescored, gathered.excluded_orders, finished - started, population, phases
     )
     log.info("%s", result.summary())
     return result
