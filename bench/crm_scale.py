@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("var/bench/crm_scale.json"))
     parser.add_argument("--profiles", type=int, default=10_000, help="customer_profile lookups to time")
     parser.add_argument("--recommends", type=int, default=1_000,
                         help="recommend() calls to time (each takes seconds at a million customers)")
@@ -124,6 +125,7 @@ def main() -> None:
             out["orders"] = conn.execute(select(func.count()).select_from(Order)).scalar_one()
     else:
         folder = args.dir or Path(tempfile.mkdtemp(prefix="kefu-crm-scale-"))
+        folder.mkdir(parents=True, exist_ok=True)
         path = folder / "crm.sqlite3"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -172,6 +174,8 @@ def main() -> None:
         timings.append(time.perf_counter() - t0)
     out["recommend"] = {"n": len(timings), **percentiles(timings)}
     crm.dispose()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
 
 
