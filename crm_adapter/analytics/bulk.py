@@ -10,12 +10,14 @@ working); elsewhere they stream rows and insert through SQLAlchemy Core
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 from sqlalchemy import DateTime, Table, insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 #: Rows per DBAPI fetch: large enough to amortise the call, small enough to stay cache-friendly.
 FETCH_BATCH = 50_000
@@ -56,7 +58,8 @@ def _batches(connection: Connection, queries: Iterable[Any]) -> Iterable[list[tu
             result = connection.execute(q)
             cursor = result.cursor
             while True:
-                batch = cursor.fetchmany(FETCH_BATCH)
+                with _wrapped(connection, "fetchmany"):
+                    batch = cursor.fetchmany(FETCH_BATCH)
                 if not batch:
                     break
                 yield batch
@@ -106,10 +109,25 @@ def insert_columns(connection: Connection, table: Table, data: dict[str, Sequenc
     cursor = connection.connection.cursor()
     try:
         for start in range(0, n, INSERT_BATCH):
-            cursor.executemany(compiled.string, list(zip(*(c[start : start + INSERT_BATCH] for c in columns))))
+            with _wrapped(connection, compiled.string):
+                cursor.executemany(compiled.string, list(zip(*(c[start : start + INSERT_BATCH] for c in columns))))
     finally:
         cursor.close()
     return n
+
+
+@contextmanager
+def _wrapped(connection: Connection, statement: str) -> Iterator[None]:
+    """Raise the driver's errors as SQLAlchemy's (as `Connection.execute` would), so
+    that callers -- `CRM`'s guard turning database failures into CRMUnavailable --
+    see a disk-full or locked database the same way on this path."""
+    dbapi = connection.dialect.dbapi
+    try:
+        yield
+    except dbapi.Error as exc:  # type: ignore[union-attr]
+        raise DBAPIError.instance(
+            statement, None, exc, dbapi.Error, hide_parameters=True, dialect=connection.dialect  # type: ignore[union-attr]
+        ) from exc
 
 
 _PROBES = (datetime(2001, 2, 3, 4, 5, 6, 7), datetime(2001, 2, 3, 4, 5, 6))
