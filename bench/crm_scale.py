@@ -4,7 +4,12 @@ Builds a fresh SQLite CRM with N customers and 10 x N orders (bulk
 executemany inserts, a long-tail mix of buyers), then measures: a full
 analytics refresh, an incremental refresh after 1 % of customers changed
 (new orders), ``customer_profile`` p50/p95 over 10,000 random customers, and
-``recommend()`` p50/p95 over 1,000. Prints JSON.
+``recommend()`` p50/p95 over 1,000 (``--profiles`` / ``--recommends``). Prints JSON.
+
+``--url`` measures a population made before (``bench.care_sweep`` leaves one):
+it is brought to the current schema first (``migrate_s``, not part of any
+refresh time), and ``--fresh-analytics`` empties the analytics tables so that
+the full refresh is a first one, as on a freshly generated database.
 """
 from __future__ import annotations
 
@@ -17,11 +22,11 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 
 from crm_adapter import CRM
 from crm_adapter.catalogue import PRODUCTS
-from crm_adapter.models import Customer, Order, OrderItem, Product
+from crm_adapter.models import AnalyticsRun, Customer, CustomerMetrics, CustomerSegmentChange, Order, OrderItem, Product
 
 
 class Clock:
@@ -89,20 +94,38 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("var/bench/crm_scale.json"))
+    parser.add_argument("--profiles", type=int, default=10_000, help="customer_profile lookups to time")
+    parser.add_argument("--recommends", type=int, default=1_000,
+                        help="recommend() calls to time (each takes seconds at a million customers)")
     parser.add_argument("--url", help="a database that already holds this population (e.g. left by "
                                       "bench.care_sweep --url), used once; PostgreSQL or SQLite")
+    parser.add_argument("--fresh-analytics", action="store_true",
+                        help="with --url: first empty customer_metrics, customer_segment_changes and "
+                             "analytics_runs and set every customer's tier to low, so that the full refresh "
+                             "is a first one, as on a generated database")
     args = parser.parse_args()
     now = datetime(2026, 11, 1, 12, 0, 0)
     clock = Clock(now)
     if args.url:
         crm = CRM(args.url, clock=clock)
+        t0 = time.perf_counter()
+        crm.create_schema()  # a population left by an older Kefu gets this one's indexes
+        migrate_s = round(time.perf_counter() - t0, 2)
+        if args.fresh_analytics:
+            with crm.engine.begin() as conn:
+                for table in (CustomerSegmentChange, CustomerMetrics, AnalyticsRun):
+                    conn.execute(delete(table.__table__))
+                conn.execute(update(Customer.__table__).values(tier="low"))
         with crm.engine.connect() as conn:
             args.customers = conn.execute(select(func.count()).select_from(Customer)).scalar_one()
-        out: dict[str, object] = {"customers": args.customers, "db": args.url.split("@")[-1], "generate_s": None}
+        out: dict[str, object] = {"customers": args.customers, "db": args.url.split("@")[-1], "generate_s": None,
+                                  "migrate_s": migrate_s, "fresh_analytics": args.fresh_analytics}
         with crm.engine.connect() as conn:
             out["orders"] = conn.execute(select(func.count()).select_from(Order)).scalar_one()
     else:
         folder = args.dir or Path(tempfile.mkdtemp(prefix="kefu-crm-scale-"))
+        folder.mkdir(parents=True, exist_ok=True)
         path = folder / "crm.sqlite3"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -112,40 +135,47 @@ def main() -> None:
 
     full = crm.refresh_analytics(full=True)
     out["full_refresh_s"] = round(full.seconds, 2)
+    out["full_refresh_phases_s"] = full.phases
+    out["full_excluded_orders"] = full.excluded_orders
 
     # 1 % of customers place an order a day later.
     rng = random.Random(args.seed + 1)
     clock.now = now + timedelta(days=1)
     changed = rng.sample(range(1, args.customers + 1), max(1, args.customers // 100))
     with crm.engine.begin() as conn:
+        # Numbered after every existing order, so a reused population (--url) takes new numbers.
+        first_number = (conn.execute(select(func.max(Order.id))).scalar_one() or 0) + 1
         conn.execute(insert(Order.__table__), [
-            {"order_number": f"9{i:011d}", "customer_id": cid, "status": "paid", "total": 99.0,
+            {"id": first_number + i, "order_number": f"{first_number + i:012d}", "customer_id": cid, "status": "paid", "total": 99.0,
              "address": "上海市浦东新区张江路1号", "created_at": clock.now - timedelta(hours=1),
              "updated_at": clock.now - timedelta(hours=1)}
             for i, cid in enumerate(changed)
         ])
     incremental = crm.refresh_analytics()
     out["incremental_refresh_s"] = round(incremental.seconds, 2)
+    out["incremental_refresh_phases_s"] = incremental.phases
     out["incremental_customers_refreshed"] = incremental.customers_refreshed
     out["incremental_rows_rescored"] = incremental.rows_rescored
 
-    ids = [rng.randint(1, args.customers) for _ in range(10_000)]
+    ids = [rng.randint(1, args.customers) for _ in range(max(args.profiles, args.recommends, 1))]
     crm.customer_profile(ids[0])
     timings = []
-    for cid in ids:
+    for cid in ids[:args.profiles]:
         t0 = time.perf_counter()
         crm.customer_profile(cid)
         timings.append(time.perf_counter() - t0)
-    out["customer_profile"] = percentiles(timings)
+    out["customer_profile"] = {"n": len(timings), **percentiles(timings)}
 
     crm.recommend(ids[0])
     timings = []
-    for cid in ids[:1000]:
+    for cid in ids[:args.recommends]:
         t0 = time.perf_counter()
         crm.recommend(cid)
         timings.append(time.perf_counter() - t0)
-    out["recommend"] = percentiles(timings)
+    out["recommend"] = {"n": len(timings), **percentiles(timings)}
     crm.dispose()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
 
 

@@ -10,6 +10,9 @@ server's concurrency:
 * WAL journal, so readers never block the single writer;
 * foreign keys on (SQLite leaves them off per connection);
 * a busy ``timeout``, so a writer waits for the lock instead of failing;
+* connections to a file are pooled (SQLAlchemy 1.4 would open one per use),
+  and a pooled connection whose file was moved or replaced is dropped when
+  it is checked out;
 * Python's sqlite3 module is told not to manage transactions itself and
   SQLAlchemy emits ``BEGIN`` — ``BEGIN IMMEDIATE`` for write transactions
   (see `WRITE_OPTIONS`).  A deferred write transaction in WAL mode that read
@@ -27,12 +30,16 @@ from typing import Any, Mapping, Optional
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import QueuePool, StaticPool
 
 ENV_VAR = "KEFU_CRM_URL"
 
 #: Seconds a SQLite connection waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT_S = 15.0
+
+#: SQLite connections a CRM keeps open for reuse (more are opened, and closed again, under load).
+SQLITE_POOL_SIZE = 5
 
 #: Seconds a PostgreSQL connection attempt may take before it counts as down.
 CONNECT_TIMEOUT_S = 5
@@ -72,17 +79,28 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        file_path: Optional[str] = None
         if database in ("", ":memory:"):
             # One shared connection, or every session would see an empty database.
             connect_args["check_same_thread"] = False
             kwargs["poolclass"] = StaticPool
-        elif Path(database).resolve() == default_sqlite_path():
-            # Only the default location is ours to create; a configured path
-            # in a missing folder is a configuration error and must surface.
-            default_sqlite_path().parent.mkdir(parents=True, exist_ok=True)
+        else:
+            if Path(database).resolve() == default_sqlite_path():
+                # Only the default location is ours to create; a configured path
+                # in a missing folder is a configuration error and must surface.
+                default_sqlite_path().parent.mkdir(parents=True, exist_ok=True)
+            # SQLAlchemy 1.4 opens a new connection per use for a file (NullPool):
+            # with our PRAGMAs and SQLite re-reading the schema, that was a third
+            # of a customer_profile lookup. Pooled, as SQLAlchemy 2.0 does; a
+            # connection may move between threads but is used by one at a time.
+            connect_args["check_same_thread"] = False
+            kwargs["poolclass"] = QueuePool
+            kwargs["pool_size"] = SQLITE_POOL_SIZE
+            kwargs["max_overflow"] = -1  # beyond the pool, open more rather than make anyone wait
+            file_path = database
         kwargs["connect_args"] = connect_args
         engine = create_engine(url, **kwargs)
-        _install_sqlite_events(engine)
+        _install_sqlite_events(engine, file_path)
         return engine
 
     if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
@@ -91,8 +109,30 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def _install_sqlite_events(engine: Engine) -> None:
+def _file_identity(path: str) -> Optional[tuple[int, int]]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _install_sqlite_events(engine: Engine, file_path: Optional[str] = None) -> None:
     busy_ms = int(SQLITE_BUSY_TIMEOUT_S * 1000)
+
+    if file_path is not None:
+        @event.listens_for(engine, "connect")
+        def _remember_file(_dbapi_connection: Any, record: Any) -> None:
+            record.info["kefu_file"] = _file_identity(file_path)
+
+        @event.listens_for(engine, "checkout")
+        def _same_file(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            # A pooled connection keeps its file open: if the database was
+            # moved, deleted or replaced (a restore), it would go on reading
+            # the old one. Reconnecting instead gives what opening the path
+            # gives (an error, or the new file), as a fresh connection would.
+            if record.info.get("kefu_file") != _file_identity(file_path):
+                raise DisconnectionError("the SQLite database file was moved or replaced")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

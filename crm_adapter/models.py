@@ -187,7 +187,9 @@ class Order(Base):
     __table_args__ = (
         _in("status", ORDER_STATUSES),
         CheckConstraint("length(order_number) = 12", name="order_number_len"),
-        Index("ix_orders_customer_created", "customer_id", "created_at"),
+        # Covers the analytics refresh's read of every counted order in
+        # (customer, time, id) order: no sort and no table lookups (0008).
+        Index("ix_orders_customer_history", "customer_id", "created_at", "id", "status", "total"),
     )
 
 
@@ -725,6 +727,10 @@ class NpsResponse(Base):
 # Lookups the incremental refresh and the KPIs make on existing tables.
 Index("ix_orders_updated_at", Order.updated_at)
 Index("ix_orders_created_at", Order.created_at)
+# With the two above, the incremental refresh's "changed since" OR query
+# becomes index lookups instead of a scan of every order (0008).
+Index("ix_orders_paid_at", Order.paid_at)
+Index("ix_orders_cancelled_at", Order.cancelled_at)
 Index("ix_complaints_created_at", Complaint.created_at)
 Index("ix_csat_ratings_created_at", CsatRating.created_at)
 

@@ -76,9 +76,11 @@ from .models import (
 )
 from .analytics.kpis import kpi_report
 from .analytics.profile import customer_profile as analytics_profile
+from .analytics.profile import live_customer_profile as live_analytics_profile
 from .analytics.refresh import RefreshResult
 from .analytics.refresh import last_run as analytics_last_run
 from .analytics.refresh import refresh as analytics_refresh
+from .analytics.settings import DEFAULT as DEFAULT_ANALYTICS_SETTINGS
 from .analytics.settings import Settings as AnalyticsSettings
 from .recommend import popularity as recommend_popularity
 from .retention import CONSENT_CHANNEL_OF, DRIFTING_STAGES, RetentionOffer, offer_from_env
@@ -1544,7 +1546,7 @@ class CRM:
     @property
     def analytics_settings(self) -> "AnalyticsSettings":
         """The analytics' parameters; assign a `Settings` to change them."""
-        return getattr(self, "_analytics_settings", None) or AnalyticsSettings()
+        return getattr(self, "_analytics_settings", None) or DEFAULT_ANALYTICS_SETTINGS
 
     @analytics_settings.setter
     def analytics_settings(self, value: "AnalyticsSettings") -> None:
@@ -1560,9 +1562,11 @@ class CRM:
         """
         cid = _customer_id(customer_id)
         with self._read() as session:
-            customer = self._require_customer(session, cid)
-            return analytics_profile(session, customer, self._now(), self.analytics_settings,
-                                     self._latest_analytics_run(session))
+            profile = live_analytics_profile(session, cid, self._now(), self.analytics_settings,
+                                             self._latest_analytics_run(session))
+        if profile is None:
+            raise NotFound(f"customer {cid}")
+        return profile
 
     def _latest_analytics_run(self, session: Session) -> Optional[AnalyticsRun]:
         """The latest analytics run (its cut points and population interval), read

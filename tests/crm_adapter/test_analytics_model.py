@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 from sqlalchemy import func, select
@@ -316,3 +317,64 @@ def _snapshot(crm: CRM) -> dict[int, tuple]:
             t.r_score, t.f_score, t.m_score, t.tier, t.stage, t.clv_simple, t.clv_discounted, t.churn_risk)
     with Session(crm.engine, future=True) as s:
         return {row[0]: tuple(row[1:]) for row in s.execute(select(*cols))}
+
+
+_opt_day = st.one_of(st.none(), st.floats(19000, 20700))
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.floats(19000, 20600), st.floats(0, 400), st.floats(0, 300),
+                          st.one_of(st.none(), st.floats(0, 200)), st.integers(0, 12), st.floats(0, 5000),
+                          st.integers(0, 5), _opt_day, st.one_of(st.none(), st.floats(1, 5)), st.integers(0, 4),
+                          _opt_day), min_size=1, max_size=30),
+       st.floats(7, 200), st.sampled_from([True, False]))
+def test_column_derivation_is_the_scalar_rules_exactly(rows, population, with_previous) -> None:
+    """The refresh derives whole columns with numpy; the profile uses the scalar
+    rules. Both must agree to the last bit, or incremental != full."""
+    from crm_adapter.analytics.daynum import from_day
+    from crm_adapter.analytics.facts import FactsTable
+    from crm_adapter.analytics.refresh import derive_columns
+
+    facts = []
+    for count, first, span, tail, interval, freq, money, compl, compl_day, csat, csat_n, window in rows:
+        has = count > 0
+        facts.append(Facts(
+            order_count=count, first_day=first if has else None, last_day=first + span if has else None,
+            lifetime_spend=round(money * 2, 2), median_interval=interval if count >= 2 else None,
+            frequency=min(freq, count), monetary=round(money, 2) if has else 0.0,
+            window_oldest_day=window if has else None, complaints_recent=compl,
+            complaints_oldest_day=compl_day if compl else None, csat_avg=csat if csat_n else None,
+            csat_count=csat_n if csat is not None else 0, csat_oldest_day=compl_day if csat_n and csat else None,
+        ))
+    table = FactsTable.empty(np.arange(1, len(facts) + 1))
+    for i, f in enumerate(facts):
+        for name, column in (("order_count", "order_count"), ("first_day", "first_day"), ("last_day", "last_day"),
+                             ("lifetime_spend", "lifetime_spend"), ("median_interval", "median_interval"),
+                             ("frequency", "frequency"), ("monetary", "monetary"),
+                             ("window_oldest_day", "window_oldest_day"), ("complaints_recent", "complaints_recent"),
+                             ("complaints_oldest_day", "complaints_oldest_day"), ("csat_avg", "csat_avg"),
+                             ("csat_count", "csat_count"), ("csat_oldest_day", "csat_oldest_day")):
+            value = getattr(f, name)
+            getattr(table, column)[i] = np.nan if value is None else value
+    now = NOW
+    now_day = to_day(now)
+    buyers = [f for f in facts if f.order_count]
+    cuts = {"r": rfm.cut_points([f.last_day for f in buyers], S.bins),
+            "f": rfm.cut_points([f.frequency for f in buyers], S.bins),
+            "m": rfm.cut_points([f.monetary for f in buyers], S.bins)}
+    since = NOW - timedelta(days=3)
+    previous = {i + 1: ("low", "new", since, 2) for i in range(len(facts))} if with_previous else {}
+    columns = derive_columns(table, now, population, cuts, S, previous)
+    for i, f in enumerate(facts):
+        stage = lifecycle.stage(f, now_day, population, S)
+        review = lifecycle.next_review(f, now_day, population, S)
+        scores = ((rfm.score(f.last_day, cuts["r"]), rfm.score(f.frequency, cuts["f"]), rfm.score(f.monetary, cuts["m"]))
+                  if f.order_count else (None, None, None))
+        assert columns["stage"][i] == stage
+        assert columns["churn_risk"][i] == lifecycle.churn_risk(f, now_day, population, S)
+        assert columns["next_review_at"][i] == (from_day(review) - timedelta(seconds=1) if review is not None else None)
+        assert (columns["clv_simple"][i], columns["clv_discounted"][i]) == clv.customer_clv(f.frequency, f.monetary, S)
+        assert (columns["r_score"][i], columns["f_score"][i], columns["m_score"][i]) == scores
+        assert columns["tier"][i] == rfm.tier(*scores, S.core_threshold, S.potential_threshold)
+        assert columns["recency_days"][i] == (round(now_day - f.last_day, 3) if f.last_day is not None else None)
+        assert columns["stage_since"][i] == (since if with_previous and stage == "new" else now)
