@@ -126,42 +126,10 @@ async def run_remote_action(self: Any, output_channel: Any, nlg: Any, tracker: A
         raise
 
 
-GC_FREEZE_ENV = "KEFU_GC_FREEZE"
-_STOCK_LOAD_AGENT: List[Callable[..., Any]] = []
-
-
-async def load_agent_then_freeze(*args: Any, **kwargs: Any) -> Any:
-    """Drop-in for `rasa.core.run.load_agent_on_start` that moves everything alive
-    once the model is loaded into the permanent generation (`gc.freeze`).
-
-    Why: TensorFlow and the model leave about a million long-lived objects.
-    CPython runs a full collection only when the objects promoted since the
-    last one reach a quarter of the long-lived ones, so a conversation's
-    trackers and events (reference cycles) pile up by the hundred thousand
-    before they are freed, and each full collection then walks the whole
-    million with the event loop stopped.  Frozen, the start-up objects are
-    never walked again: full collections come sooner and cost less.
-    """
-    import gc
-
-    agent = await _STOCK_LOAD_AGENT[0](*args, **kwargs)
-    gc.collect()
-    gc.freeze()
-    logger.info("Froze %d start-up objects out of the garbage collector's reach.", gc.get_freeze_count())
-    return agent
-
-
 def install() -> None:
     """Apply the replacements (idempotent)."""
-    import os
-
-    import rasa.core.run
     from rasa.core.actions.action import RemoteAction
     from rasa.shared.core.events import Event
-
-    if not _STOCK_LOAD_AGENT and os.environ.get(GC_FREEZE_ENV, "1") != "0":
-        _STOCK_LOAD_AGENT.append(rasa.core.run.load_agent_on_start)
-        rasa.core.run.load_agent_on_start = load_agent_then_freeze  # type: ignore[assignment]
 
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[assignment]
     if not _STOCK_REMOTE_RUN:

@@ -75,24 +75,3 @@ def test_events_still_deserialise_after_install() -> None:
     events = [UserUttered("我的快递到哪了", {"name": "query_order"}), SlotSet("verified", True)]
     restored = [Event.from_parameters(e.as_dict()) for e in events]
     assert restored == events
-
-
-def test_model_loading_is_followed_by_a_gc_freeze(monkeypatch) -> None:
-    import asyncio
-    import gc
-
-    import rasa.core.run
-
-    rasa_server.install()
-    assert rasa.core.run.load_agent_on_start is rasa_server.load_agent_then_freeze
-    loaded = object()
-
-    async def stock_loader(*args, **kwargs):  # stands in for loading a model
-        return loaded
-
-    monkeypatch.setattr(rasa_server, "_STOCK_LOAD_AGENT", [stock_loader])
-    try:
-        assert asyncio.run(rasa_server.load_agent_then_freeze("model.tar.gz", None, None, None, None)) is loaded
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
