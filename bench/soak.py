@@ -470,8 +470,13 @@ def main(argv: Optional[list[str]] = None) -> int:
                 thread.start()
             stop.wait(args.minutes * 60)
             if args.memtrace:
-                signal_memtrace(stack)  # the last report, still under load
-                time.sleep(5)
+                # The last report, still under load.  Rasa's takes about a minute
+                # (its loop stopped meanwhile): wait for both files.
+                before = len(list(args.memtrace.glob("*.txt")))
+                signal_memtrace(stack)
+                deadline = time.monotonic() + 180
+                while len(list(args.memtrace.glob("*.txt"))) < before + 2 and time.monotonic() < deadline:
+                    time.sleep(1)
             stop.set()
             for thread in threads:
                 thread.join()

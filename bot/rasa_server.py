@@ -25,8 +25,9 @@ this step did not go through and that trying again is safe (every CRM write
 carries an idempotency key), at most once per conversation every few seconds.
 The apology is returned as the failed action's only event, so the dialogue
 state is what stock Rasa leaves (the action recorded, nothing else), and the
-apology is in the transcript an agent or a manager reads later.  The per-message slot-mapping
-check is exempt: Rasa already skips it quietly, and an FAQ answer still follows.
+apology is in the transcript an agent or a manager reads later.  The
+per-message slot-mapping check is exempt: Rasa already skips it quietly, and
+an FAQ answer still follows.
 
 All three are applied here, explicitly, rather than as a side effect of importing
 some other module; `tests/bot/test_rasa_server.py` checks they accept and
