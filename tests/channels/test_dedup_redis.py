@@ -2,38 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
-from pathlib import Path
-from typing import Iterator
 
-import pytest
 import redis.asyncio
 
 from bot.channels.dedup import RedisTurnStore, TurnStore, turn_store
 from bot.run import free_port
-from bot.scaleout import port_open
-
-REDIS = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(REDIS is None, reason="Debian's redis-server is not installed "
-                                                      "(scripts/scaleout.sh installs it)")
-
-
-@pytest.fixture()
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([REDIS, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path),
-                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not port_open(port):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _store(url: str) -> RedisTurnStore:

@@ -275,7 +275,9 @@ def test_an_env_var_nobody_reads_is_caught() -> None:
 
 
 def test_rendered_endpoints_and_credentials_load_in_rasa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rasa.core.lock_store import LockStore, RedisLockStore
+    from rasa.core.lock_store import LockStore
+
+    from bot.lock_store import RenewedRedisLockStore
     from rasa.core.utils import AvailableEndpoints
     from rasa.shared.utils.io import read_config_file
 
@@ -291,7 +293,8 @@ def test_rendered_endpoints_and_credentials_load_in_rasa(tmp_path: Path, monkeyp
     assert endpoints.event_broker.kwargs["queues"] == ["value-of-kefu_rabbitmq_queue"]
     assert endpoints.action.url == "value-of-kefu_action_url"
     lock_store = LockStore.create(endpoints.lock_store)  # redis-py connects lazily
-    assert isinstance(lock_store, RedisLockStore)
+    assert isinstance(lock_store, RenewedRedisLockStore)
+    assert lock_store.red.connection_pool.connection_kwargs["host"] == "value-of-kefu_redis_host"
     channels = read_config_file(str(tmp_path / "credentials.yml"))
     local = read_config_file(str(ROOT / "credentials.yml"))
     # Same channels as the repository's, less REST (it trusts the sender id it is given).

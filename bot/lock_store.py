@@ -1,0 +1,190 @@
+"""Conversation locks that stay held while the server holding them is alive.
+
+Rasa processes one customer's messages one at a time with a ticket lock,
+but a ticket expires ``TICKET_LOCK_LIFETIME`` seconds (60 by default, 20
+in our scale-out topology) after it was *issued*, that is after the
+message arrived, however long it then waited or ran.  On a busy server a
+message that queued behind a slow one loses its ticket mid-turn, and the
+customer's next message then runs at the same time: both load the same
+tracker, and the one saved last drops the other's events.  A soak on an
+overloaded machine showed exactly that: a WeChat customer's message
+missing from the transcript, two turns' events interleaved.  A waiting
+message whose own ticket expired fails outright (``LockError``).
+
+Here every ticket is renewed while its message waits or is processed, so
+the lifetime means what it was meant to mean: how long the lock of a
+server that *died* keeps blocking that customer.  A turn that hangs is
+renewed for at most ``KEFU_LOCK_MAX_HOLD_S`` seconds (default 600), so one
+stuck message cannot block a customer for ever.
+
+The Redis store also does each read-modify-write of a lock in a
+WATCH/MULTI transaction: Rasa's own get-then-set lets two servers that
+issue tickets for one customer at the same moment overwrite each other's
+ticket, and both then process.
+
+Configured in ``endpoints.yml`` (``type: bot.lock_store.RenewedInMemoryLockStore``)
+and the scale-out ``endpoints.yml`` (``bot.lock_store.RenewedRedisLockStore``,
+same keys as Rasa's ``type: redis``).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncGenerator, Callable, Optional, TypeVar
+
+from rasa.core.lock import TicketLock
+from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, LockError, LockStore, RedisLockStore
+from rasa.utils.endpoints import EndpointConfig
+
+logger = logging.getLogger(__name__)
+
+MAX_HOLD_ENV = "KEFU_LOCK_MAX_HOLD_S"
+DEFAULT_MAX_HOLD_S = 600.0
+
+T = TypeVar("T")
+
+
+def max_hold_seconds() -> float:
+    """How long one message may keep its customer locked (``KEFU_LOCK_MAX_HOLD_S``)."""
+    raw = os.environ.get(MAX_HOLD_ENV, "")
+    try:
+        value = float(raw) if raw else DEFAULT_MAX_HOLD_S
+    except ValueError:
+        logger.warning("%s=%r is not a number; using %s s", MAX_HOLD_ENV, raw, DEFAULT_MAX_HOLD_S)
+        return DEFAULT_MAX_HOLD_S
+    return value if value > 0 else DEFAULT_MAX_HOLD_S
+
+
+def _extend(lock: TicketLock, number: int, lifetime: float) -> bool:
+    """Push ticket ``number``'s expiry to ``lifetime`` from now; False if it is gone."""
+    for ticket in lock.tickets:
+        if ticket.number == number:
+            ticket.expires = max(ticket.expires, time.time() + lifetime)
+            return True
+    return False
+
+
+class RenewedTicketsMixin(LockStore):
+    """Keeps a message's ticket alive from issue to release (see the module docstring)."""
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        conversation_id: str,
+        lock_lifetime: float = LOCK_LIFETIME,
+        wait_time_in_seconds: float = 1,
+    ) -> AsyncGenerator[TicketLock, None]:
+        ticket = self.issue_ticket(conversation_id, lock_lifetime)
+        renewer = asyncio.create_task(self._keep_renewed(conversation_id, ticket, lock_lifetime))
+        try:
+            yield await self._acquire_lock(conversation_id, ticket, wait_time_in_seconds)
+        finally:
+            renewer.cancel()
+            self.cleanup(conversation_id, ticket)
+
+    async def _keep_renewed(self, conversation_id: str, ticket: int, lifetime: float) -> None:
+        every = max(lifetime / 3.0, 0.05)
+        give_up = time.monotonic() + max_hold_seconds()
+        while True:
+            await asyncio.sleep(every)
+            if time.monotonic() >= give_up:
+                logger.warning("a message has held its conversation lock for over %.0f s; no longer renewing it",
+                               max_hold_seconds())
+                return
+            try:
+                if not self.renew_ticket(conversation_id, ticket, lifetime):
+                    return  # released or already expired: nothing left to keep alive
+            except Exception:  # noqa: BLE001 - a store blip; the next round may succeed
+                logger.warning("could not renew a conversation lock ticket", exc_info=True)
+
+    def renew_ticket(self, conversation_id: str, ticket: int, lifetime: float) -> bool:
+        """Extend ``ticket``'s expiry; False when the lock or the ticket no longer exists."""
+        lock = self.get_lock(conversation_id)
+        if lock is None or not _extend(lock, ticket, lifetime):
+            return False
+        self.save_lock(lock)
+        return True
+
+
+class RenewedInMemoryLockStore(RenewedTicketsMixin, InMemoryLockStore):
+    """Rasa's in-memory lock store (one server) with renewed tickets.
+
+    Every change happens between two awaits on the one event loop, so the
+    read-modify-writes here need no further protection.
+    """
+
+    def __init__(self, endpoint_config: Optional[EndpointConfig] = None) -> None:
+        super().__init__()
+
+
+class RenewedRedisLockStore(RenewedTicketsMixin, RedisLockStore):
+    """Rasa's Redis lock store (several servers) with renewed tickets and atomic updates.
+
+    Takes the keys of Rasa's ``type: redis`` lock store (``url``, ``port``,
+    ``db``, ``password``, ``key_prefix``, ...).  A lock's key expires shortly
+    after its last ticket would, so a dead server leaves nothing behind.
+    """
+
+    def __init__(self, endpoint_config: Optional[EndpointConfig] = None, **kwargs: Any) -> None:
+        if endpoint_config is not None:
+            kwargs = {"host": endpoint_config.url or "localhost", **endpoint_config.kwargs, **kwargs}
+        super().__init__(**kwargs)
+
+    def _transact(self, conversation_id: str, change: Callable[[Optional[TicketLock]], tuple[Optional[TicketLock], T]]) -> T:
+        """Apply ``change`` to the stored lock atomically: it gets the lock (or None)
+        and returns (the lock to store, or None to delete it; its result)."""
+        key = self.key_prefix + conversation_id
+
+        def attempt(pipe: Any) -> T:
+            raw = pipe.get(key)
+            lock = TicketLock.from_dict(json.loads(raw)) if raw else None
+            new, result = change(lock)
+            pipe.multi()
+            if new is None or not new.tickets:
+                pipe.delete(key)
+            else:
+                ttl = max(t.expires for t in new.tickets) - time.time() + 1.0
+                pipe.set(key, new.dumps(), px=max(int(ttl * 1000), 1))
+            return result
+
+        return self.red.transaction(attempt, key, value_from_callable=True)  # type: ignore[no-any-return]
+
+    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
+        def change(lock: Optional[TicketLock]) -> tuple[TicketLock, int]:
+            lock = lock or TicketLock(conversation_id)
+            return lock, lock.issue_ticket(lock_lifetime)
+
+        try:
+            return self._transact(conversation_id, change)
+        except Exception as exc:
+            raise LockError(f"Error while acquiring lock. Error:\n{exc}") from exc
+
+    def update_lock(self, conversation_id: str) -> None:
+        def change(lock: Optional[TicketLock]) -> tuple[Optional[TicketLock], None]:
+            if lock is not None:
+                lock.remove_expired_tickets()
+            return lock, None
+
+        self._transact(conversation_id, change)
+
+    def renew_ticket(self, conversation_id: str, ticket: int, lifetime: float) -> bool:
+        def change(lock: Optional[TicketLock]) -> tuple[Optional[TicketLock], bool]:
+            return lock, lock is not None and _extend(lock, ticket, lifetime)
+
+        return self._transact(conversation_id, change)
+
+    def cleanup(self, conversation_id: str, ticket_number: int) -> None:
+        """Give up ``ticket_number``; the lock goes when nobody else holds a ticket."""
+        def change(lock: Optional[TicketLock]) -> tuple[Optional[TicketLock], None]:
+            if lock is not None:
+                lock.remove_ticket_for(ticket_number)
+            return lock, None
+
+        self._transact(conversation_id, change)
+
+    def finish_serving(self, conversation_id: str, ticket_number: int) -> None:
+        self.cleanup(conversation_id, ticket_number)
