@@ -170,7 +170,7 @@ def _orders(session: Session, ids: Optional[list[int]], now_day: float, settings
     oid = data[:, 3].astype(np.int64)
     del data
     if ids is None:
-        out.counted_orders = (oid, day)
+        out.counted_orders = (oid, day.copy())  # a copy: a view would keep all of ``data`` alive
 
     table = out.table
     pos = np.searchsorted(table.ids, cid)

@@ -115,11 +115,14 @@ def _read_lines(connection: Connection, size: int) -> tuple[np.ndarray, np.ndarr
     one unit, so the few others are carried separately.
     """
     items = OrderItem.__table__
-    code = items.c.order_id * size + items.c.product_id
     if not bulk.raw_driver(connection):
-        rows = bulk.fetch_columns(connection, [select(code, items.c.quantity)], 2).astype(np.int64)
-        more = rows[:, 1] != 1
-        return rows[:, 0], np.column_stack([rows[more, 0], rows[more, 1] - 1])
+        rows = bulk.fetch_columns(
+            connection, [select(items.c.order_id, items.c.product_id, items.c.quantity)], 3
+        ).astype(np.int64)
+        codes = rows[:, 0] * size + rows[:, 1]
+        more = rows[:, 2] != 1
+        return codes, np.column_stack([codes[more], rows[more, 2] - 1])
+    code = items.c.order_id * size + items.c.product_id  # SQLite integers are 64-bit
     top = connection.execute(select(func.max(items.c.id))).scalar() or 0
     # (|| binds tighter than * and + in SQL: the groupings are needed.)
     several = case((items.c.quantity != 1,
