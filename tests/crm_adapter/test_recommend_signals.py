@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from crm_adapter import CRM, recommend
 from crm_adapter.catalogue import PRODUCTS
-from crm_adapter.models import Customer, Order, OrderItem, Product, ProductPopularity
+from crm_adapter.models import Customer, Order, OrderItem, Product, ProductCopurchase, ProductPopularity
 
 STATUSES = ("paid", "shipped", "delivered", "cancelled", "returned", "pending_payment")
 
@@ -227,3 +227,30 @@ def test_signals_are_as_fresh_as_the_last_refresh(empty_crm: CRM, clock) -> None
     clock.advance(minutes=5)
     assert empty_crm.refresh_analytics().kind == "incremental"
     assert empty_crm.recommend(None, limit=1)[0].sku == "SKU9901"
+
+
+def _tables(crm: CRM) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    with Session(crm.engine, future=True) as session:
+        popularity = session.execute(
+            select(ProductPopularity.product_id, ProductPopularity.units_recent, ProductPopularity.units_all)
+            .order_by(ProductPopularity.product_id)
+        ).all()
+        pairs = session.execute(
+            select(ProductCopurchase.product_id, ProductCopurchase.other_id, ProductCopurchase.orders)
+            .order_by(ProductCopurchase.product_id, ProductCopurchase.other_id)
+        ).all()
+    return [tuple(r) for r in popularity], [tuple(r) for r in pairs]
+
+
+def test_incremental_and_full_runs_store_the_same_signals(empty_crm: CRM, clock) -> None:
+    """The full run reuses the orders it read for the customers; the
+    incremental one reads them itself: the same numbers either way."""
+    now = clock().replace(tzinfo=None)
+    _populate(empty_crm, now, 9, max_basket=4)
+    empty_crm.refresh_analytics(full=True)
+    clock.advance(days=30)  # the window slides past some orders
+    assert empty_crm.refresh_analytics().kind == "incremental"
+    incremental = _tables(empty_crm)
+    empty_crm.refresh_analytics(full=True)
+    assert _tables(empty_crm) == incremental
+    assert incremental[0] and incremental[1]
