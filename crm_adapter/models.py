@@ -708,6 +708,30 @@ class AnalyticsRun(Base):
     __table_args__ = (_in("kind", ANALYTICS_RUN_KINDS),)
 
 
+class ProductPopularity(Base):
+    """Units sold per product as of the last analytics refresh (migration 0009;
+    read by `crm_adapter.recommend` instead of summing every order line per request)."""
+
+    __tablename__ = "product_popularity"
+
+    product_id = Column(Integer, primary_key=True, autoincrement=False)
+    units_recent = Column(Integer, nullable=False)  # counted orders since window_start
+    units_all = Column(Integer, nullable=False)
+    window_start = Column(DateTime, nullable=False)  # as_of - 90 days
+    as_of = Column(DateTime, nullable=False)
+
+
+class ProductCopurchase(Base):
+    """Distinct orders holding both products, as of the last refresh; one row
+    per direction (product_id -> other_id and back)."""
+
+    __tablename__ = "product_copurchases"
+
+    product_id = Column(Integer, primary_key=True, autoincrement=False)
+    other_id = Column(Integer, primary_key=True, autoincrement=False)
+    orders = Column(Integer, nullable=False)
+
+
 class NpsResponse(Base):
     """"How likely are you to recommend us?" 0-10; CSAT (1-5) lives in csat_ratings."""
 

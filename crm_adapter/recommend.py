@@ -3,8 +3,11 @@
 For a known customer, a product scores for
 
 * its category's share of what the customer bought (habits carry over),
-* how often other customers bought it together with what this customer
-  bought (co-purchase: 净化器 -> 滤芯, 牙刷 -> 刷头),
+* how often it was bought together with what this customer bought
+  (co-purchase: 净化器 -> 滤芯, 牙刷 -> 刷头): for each product of theirs,
+  the orders holding both, summed -- an order holding two of their products
+  counts twice, which is what a table of pairs gives (until 2026-11 it
+  counted once: distinct orders holding any of them),
 * being a consumable whose repurchase cycle has run out (replenishment),
 * a little for overall popularity (to break ties sensibly),
 
@@ -13,41 +16,133 @@ and is left out when the customer bought it recently: durables ever bought
 their repurchase cycle. Unknown customers, and any shortfall, get the most
 popular products of the last 90 days. Ties break on SKU, so answers are
 stable — the same question gets the same answer.
+
+Popularity and co-purchase counts are population-wide aggregates over every
+order line; the analytics refresh precomputes them (`analytics.products`,
+migration 0009) and a call reads them: they are as fresh as the last
+refresh (daily, say): orders since then, and the window sliding since
+then, show up after the next one. A product added since the refresh counts
+as never sold (popularity and co-purchases 0) but is recommended on the
+customer's own habits; a deactivated one is never a candidate, whatever
+the tables say. Before the first refresh see `live_signals`.
 """
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Collection, Mapping, Optional, Protocol
 
+import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from .models import Order, OrderItem, Product
+from .analytics import products as product_stats
+from .masking import guard_logger
+from .models import Order, OrderItem, Product, ProductCopurchase
 
-POPULAR_WINDOW = timedelta(days=90)
-_COUNTED_STATUSES = ("paid", "shipped", "delivered")
+log = guard_logger(__name__)
+
+#: Below this many order lines (judged by the highest line id), a database
+#: whose analytics were never refreshed gets its signals computed live
+#: (about a second at this size); above it, recommendations go without
+#: popularity and co-purchase until the first refresh instead of making a
+#: customer wait a minute.
+LIVE_MAX_ORDER_LINES = 200_000
 
 
-def popularity(session: Session, now: datetime) -> Counter[int]:
-    """Units sold per product over the last 90 days (all time if none).
+class Signals(Protocol):
+    """Where a recommendation gets its population-wide evidence from."""
 
-    An aggregate over every order line, so callers cache it (`CRM.recommend`
-    keeps one per clock hour): it moves slowly and costs ~80 ms on the demo data.
+    def popularity(self) -> Counter[int]:
+        """Units sold per product (90-day window, all time when it is empty)."""
+
+    def co_purchases(self, bought: Collection[int]) -> Counter[int]:
+        """Per other product: orders holding it and one of ``bought``, summed over ``bought``."""
+
+
+def _popularity(recent: Mapping[int, int], overall: Mapping[int, int]) -> Counter[int]:
+    """The window's units, or all time's when the window sold nothing."""
+    chosen = recent if any(recent.values()) else overall
+    return Counter({pid: n for pid, n in chosen.items() if n})
+
+
+class StoredSignals:
+    """The refresh's tables (`analytics.products`): as fresh as the last refresh.
+
+    A product added since has no row and counts 0 (it can still be
+    recommended, on category habits, and last among equally popular ones);
+    co-purchases are read by primary key for the customer's own products
+    only, so a call costs the same at any order history size.
     """
-    def counts(since: Optional[datetime]) -> Counter[int]:
-        query = (
-            select(OrderItem.product_id, func.sum(OrderItem.quantity))
-            .join(Order, Order.id == OrderItem.order_id)
-            .where(Order.status.in_(_COUNTED_STATUSES))
-            .group_by(OrderItem.product_id)
-        )
-        if since is not None:
-            query = query.where(Order.created_at >= since)
-        return Counter({pid: int(n) for pid, n in session.execute(query)})
 
-    recent = counts(now - POPULAR_WINDOW)
-    return recent if recent else counts(None)
+    def __init__(self, session: Session, recent: Mapping[int, int], overall: Mapping[int, int]) -> None:
+        self._session = session
+        self._popular = _popularity(recent, overall)
+
+    def popularity(self) -> Counter[int]:
+        return self._popular
+
+    def co_purchases(self, bought: Collection[int]) -> Counter[int]:
+        t = ProductCopurchase
+        rows = self._session.execute(
+            select(t.other_id, func.sum(t.orders)).where(t.product_id.in_(list(bought))).group_by(t.other_id)
+        )
+        return Counter({pid: int(n) for pid, n in rows})
+
+
+@dataclass(frozen=True)
+class ComputedSignals:
+    """Signals computed in memory (`analytics.products.compute`), for a
+    database the refresh has not written yet; the same numbers the refresh
+    would store at that moment."""
+
+    stats: product_stats.ProductStats
+
+    def popularity(self) -> Counter[int]:
+        ids = self.stats.product_ids.tolist()
+        return _popularity(dict(zip(ids, self.stats.units_recent.tolist())),
+                           dict(zip(ids, self.stats.units_all.tolist())))
+
+    def co_purchases(self, bought: Collection[int]) -> Counter[int]:
+        s = self.stats
+        mine = np.isin(s.pair_product, np.fromiter(bought, dtype=np.int64))
+        summed = np.bincount(s.pair_other[mine], weights=s.pair_orders[mine]).astype(np.int64)
+        return Counter({pid: int(summed[pid]) for pid in np.flatnonzero(summed).tolist()})
+
+
+class NoSignals:
+    """Neither popularity nor co-purchases: a large database before its first refresh."""
+
+    def popularity(self) -> Counter[int]:
+        return Counter()
+
+    def co_purchases(self, bought: Collection[int]) -> Counter[int]:
+        return Counter()
+
+
+def stored_signals(session: Session) -> Optional[Signals]:
+    """The refresh's signals, or None when no refresh has written them yet."""
+    found = product_stats.stored(session)
+    return None if found is None else StoredSignals(session, *found)
+
+
+def live_signals(session: Session, now: datetime) -> Signals:
+    """Signals for a database never refreshed (e.g. right after `crm_adapter.seed`).
+
+    Small data (the demo, tests): computed now, from every order line, by
+    the refresh's own code, so the answers are those a refresh would give.
+    Large data: none, and a warning to run ``python -m crm_adapter.analytics
+    refresh`` -- a chat request must not pay a minute-long aggregate. Seeding
+    does not refresh instead: the seed is also the tests' template, whose
+    analytics tables they expect empty.
+    """
+    lines = session.execute(select(func.max(OrderItem.id))).scalar() or 0
+    if lines > LIVE_MAX_ORDER_LINES:
+        log.warning("recommendations without popularity and co-purchases: %s order lines and no analytics "
+                    "refresh yet (run python -m crm_adapter.analytics refresh)", lines)
+        return NoSignals()
+    return ComputedSignals(product_stats.compute(session, now))
 
 
 def _ranked_popular(products: list[Product], popularity: Counter[int]) -> list[Product]:
@@ -60,10 +155,14 @@ def recommend_products(
     limit: int,
     category: Optional[str],
     now: datetime,
-    popularity: Counter[int],
+    signals: Signals,
 ) -> list[Product]:
-    """Up to ``limit`` active products, best first (see module docstring);
-    ``popularity`` is what `popularity` returned for about ``now``."""
+    """Up to ``limit`` active products, best first (see module docstring).
+
+    Per call: the active catalogue, the customer's own order lines (through
+    their index) and ``signals`` for the products they bought -- nothing
+    that grows with other customers' history."""
+    popularity = signals.popularity()
     query = select(Product).where(Product.active.is_(True))
     if category is not None:
         query = query.where(Product.category == category)
@@ -87,18 +186,7 @@ def recommend_products(
         category_counts[products_by_id[pid].category] += int(quantity)
     total_bought = sum(category_counts.values())
 
-    other = aliased(OrderItem)
-    co_counts = Counter(
-        {
-            pid: int(n)
-            for pid, n in session.execute(
-                select(other.product_id, func.count(func.distinct(other.order_id)))
-                .join(OrderItem, (OrderItem.order_id == other.order_id) & (OrderItem.product_id != other.product_id))
-                .where(OrderItem.product_id.in_(list(last_bought)))
-                .group_by(other.product_id)
-            )
-        }
-    )
+    co_counts = signals.co_purchases(list(last_bought))
     max_co = max(co_counts.values(), default=0) or 1
     max_pop = max(popularity.values(), default=0) or 1
 

@@ -32,7 +32,6 @@ import hmac
 import threading
 import time
 import unicodedata
-from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
@@ -82,9 +81,8 @@ from .analytics.refresh import last_run as analytics_last_run
 from .analytics.refresh import refresh as analytics_refresh
 from .analytics.settings import DEFAULT as DEFAULT_ANALYTICS_SETTINGS
 from .analytics.settings import Settings as AnalyticsSettings
-from .recommend import popularity as recommend_popularity
 from .retention import CONSENT_CHANNEL_OF, DRIFTING_STAGES, RetentionOffer, offer_from_env
-from .recommend import recommend_products
+from .recommend import Signals, live_signals, recommend_products, stored_signals
 from .views import (
     ORDER_STATUS_LABELS,
     RETURN_STATUS_LABELS,
@@ -227,7 +225,7 @@ class CRM:
         self._echo = echo
         self._engine: Optional[Engine] = None
         self._engine_lock = threading.Lock()
-        self._popularity: Optional[tuple[datetime, Counter[int]]] = None
+        self._live_signals: Optional[tuple[datetime, Signals]] = None
         self._analytics_run_cache: Optional[tuple[float, Optional[AnalyticsRun]]] = None
 
     @classmethod
@@ -1076,18 +1074,22 @@ class CRM:
             now = self._now()
             products = recommend_products(
                 session, customer.id if customer else None, count, wanted_category, now,
-                self._popularity_at(session, now),
+                self._signals(session, now),
             )
             return [convert.product_view(p) for p in products]
 
-    def _popularity_at(self, session: Session, now: datetime) -> "Counter[int]":
-        """Product popularity, recomputed at most once per clock hour (a benign
-        race between threads only computes it twice)."""
+    def _signals(self, session: Session, now: datetime) -> Signals:
+        """The refresh's product signals; before the first refresh, live ones
+        (see `recommend.live_signals`), recomputed at most once per clock hour
+        (a benign race between threads only computes them twice)."""
+        found = stored_signals(session)
+        if found is not None:
+            return found
         hour = now.replace(minute=0, second=0, microsecond=0)
-        cached = self._popularity
+        cached = self._live_signals
         if cached is None or cached[0] != hour:
-            cached = (hour, recommend_popularity(session, now))
-            self._popularity = cached
+            cached = (hour, live_signals(session, now))
+            self._live_signals = cached
         return cached[1]
 
     # -- retention --------------------------------------------------------

@@ -99,6 +99,10 @@ class Gathered:
     negative_orders: int = 0
     future_orders: int = 0
     problems: list[str] = field(default_factory=list)
+    #: (id, day number) of every counted order, excluded ones too, when every
+    #: customer was gathered: the product signals reuse them (`products.compute`)
+    #: instead of reading ten million orders again.
+    counted_orders: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     @property
     def facts(self) -> dict[int, Facts]:
@@ -165,6 +169,8 @@ def _orders(session: Session, ids: Optional[list[int]], now_day: float, settings
     total = data[:, 2]
     oid = data[:, 3].astype(np.int64)
     del data
+    if ids is None:
+        out.counted_orders = (oid, day.copy())  # a copy: a view would keep all of ``data`` alive
 
     table = out.table
     pos = np.searchsorted(table.ids, cid)

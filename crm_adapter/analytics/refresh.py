@@ -23,6 +23,10 @@ state untouched, never half a refresh):
    cut points; rows whose bins did not move are not written.
 6. Tier and stage changes are appended to ``customer_segment_changes``;
    the run is recorded in ``analytics_runs``.
+7. Product popularity and co-purchase counts (`products`, for the
+   recommender) are recomputed from every order line and replaced, on
+   incremental runs too: a few seconds at ten million lines, and a sliding
+   90-day window and status changes make them awkward to patch.
 
 An incremental run gives the same rows as a full run at the same moment
 (tests check it), up to ``risk_tolerance`` in the stored churn risk.
@@ -43,7 +47,7 @@ from sqlalchemy.orm import Session
 from ..errors import InvalidInput
 from ..masking import guard_logger
 from ..models import AnalyticsRun, Customer, CustomerMetrics, CustomerSegmentChange
-from . import bulk, lifecycle, rfm
+from . import bulk, lifecycle, products, rfm
 from .daynum import EPOCH, from_day, to_day
 from .facts import FactsTable, Gathered, changed_customers, chunks, facts_of_row, gather
 from .settings import Settings
@@ -66,7 +70,7 @@ class RefreshResult:
     excluded_orders: int
     seconds: float
     population_interval_days: float
-    #: Seconds per phase (read, derive, write), for benchmarks and slow-run logs.
+    #: Seconds per phase (read, products, derive, write), for benchmarks and slow-run logs.
     phases: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -311,6 +315,8 @@ def refresh(
         old_population = previous_run.population_interval_days if previous_run is not None else None
 
         read_done = time.perf_counter()
+        product_stats = products.compute(session, now, gathered.counted_orders)
+        products_done = time.perf_counter()
         columns = derive_columns(table, now, population, cuts, settings, previous)
         changes = _changes(columns, previous, now)
         derive_done = time.perf_counter()
@@ -340,6 +346,7 @@ def refresh(
             rescored = _rescore_clean(session, cuts, settings, now) if kind == "incremental" else 0
             bulk.insert_columns(connection, CustomerSegmentChange.__table__, changes)
             _sync_customer_tiers(session)
+            products.write(session, connection, product_stats)
             session.add(
                 AnalyticsRun(
                     kind=kind,
@@ -358,8 +365,8 @@ def refresh(
             _restore_sqlite_cache(connection)
         session.commit()
     finished = time.perf_counter()
-    phases = {"read": round(read_done - started, 2), "derive": round(derive_done - read_done, 2),
-              "write": round(finished - derive_done, 2)}
+    phases = {"read": round(read_done - started, 2), "products": round(products_done - read_done, 2),
+              "derive": round(derive_done - products_done, 2), "write": round(finished - derive_done, 2)}
     result = RefreshResult(
         kind, refreshed + restaged, rescored, gathered.excluded_orders, finished - started, population, phases
     )

@@ -22,7 +22,8 @@ TABLES_AFTER_BASELINE = {"contact_preferences", "customer_metrics", "customer_se
                          "staff", "staff_sessions", "escalation_events", "canned_responses",
                          "complaint_events", "complaint_search",
                          "care_sends", "care_campaign_states", "care_channel_preferences",
-                         "care_conversations", "scheduler_leases", "care_jobs"}
+                         "care_conversations", "scheduler_leases", "care_jobs",
+                         "product_popularity", "product_copurchases"}
 #: SQLite's FTS5 search table over complaint_search and its shadow tables
 #: (migration 0007): database machinery, not models.
 FTS_PREFIX = "complaint_search_fts"
