@@ -14,8 +14,10 @@ Jobs live in APScheduler's SQLAlchemyJobStore (table ``care_jobs`` in the
 CRM database), so a campaign's next run survives restarts; a run missed
 while no scheduler was up is run once at start (coalesced) if it is less
 than ``misfire`` old. At every start the jobs are re-synchronised with
-campaigns.yml: added, moved to a new time, or removed. Job functions are
-module-level (`run_campaign_job`, `deliver_job`, `outbox_job`) so the store can pickle a
+campaigns.yml: added, moved to a new time, or removed. A daily
+job refreshes the customer model (``KEFU_ANALYTICS_REFRESH_AT``, 03:30 China
+time by default) before the campaigns read it. Job functions are
+module-level (`run_campaign_job`, `deliver_job`, `outbox_job`, `analytics_job`) so the store can pickle a
 reference to them; they find the CRM and campaigns in `_CONTEXT`.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any, Mapping, Optional
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -52,6 +54,7 @@ JOB_TABLE = "care_jobs"
 CHINA = "Asia/Shanghai"
 DELIVER_JOB = "deliver"
 OUTBOX_JOB = "outbox"
+ANALYTICS_JOB = "analytics"
 #: Remote-CRM writes one outbox job delivers at most (strictly in order, so it stops at the first stuck one).
 OUTBOX_BATCH = 500
 #: Messages one delivery job sends at most before giving the (single) worker back to other jobs.
@@ -65,6 +68,8 @@ class ProcessSettings:
     deliver_every: float = 30.0
     outbox_every: float = 60.0
     misfire: timedelta = timedelta(hours=6)
+    #: China time of the daily customer-model refresh (None: off, e.g. when cron runs it).
+    analytics_at: Optional[time] = time(3, 30)
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "ProcessSettings":
@@ -74,7 +79,20 @@ class ProcessSettings:
             renew=float(env.get("KEFU_CARE_LEADER_RENEW") or 5),
             deliver_every=float(env.get("KEFU_CARE_DELIVER_SECONDS") or 30),
             outbox_every=float(env.get("KEFU_OUTBOX_DRAIN_SECONDS") or 60),
+            analytics_at=_clock_time(env.get("KEFU_ANALYTICS_REFRESH_AT") or "03:30"),
         )
+
+
+def _clock_time(text: str) -> Optional[time]:
+    """``HH:MM`` as a time; ``off`` as None.  A typo fails the start rather than
+    silently never refreshing."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        hour, minute = (int(part) for part in text.strip().split(":"))
+        return time(hour, minute)
+    except ValueError as exc:
+        raise ValueError(f"KEFU_ANALYTICS_REFRESH_AT must be HH:MM or off, not {text!r}") from exc
 
 
 @dataclass
@@ -113,6 +131,24 @@ def outbox_job() -> None:
                  report.delivered, report.dead, report.pending, report.stopped)
 
 
+def refresh_customer_model(crm: CRM) -> None:
+    """Recompute the stored customer model incrementally (RFM, tiers, lifecycle, churn
+    risk, product popularity and co-purchases), before the morning's campaigns read it.
+
+    Without it segments, greetings by tier and recommendations go stale; at a
+    million customers an unrefreshed database recommends without popularity.
+    """
+    result = crm.refresh_analytics()
+    log.info("customer model refreshed (%s): %s customers in %.1f s",
+             result.kind, result.customers_refreshed, result.seconds)
+
+
+def analytics_job() -> None:
+    """APScheduler job: the daily customer-model refresh."""
+    if _CONTEXT is not None:
+        refresh_customer_model(_CONTEXT.crm)
+
+
 def job_store_engine(url: str) -> Engine:
     """APScheduler 3.9 needs a 1.x-style engine; same database as the CRM."""
     if make_url(url).get_backend_name() == "sqlite":
@@ -142,7 +178,8 @@ def sync_jobs(scheduler: BackgroundScheduler, campaigns: Mapping[str, Campaign],
     though the outbox's own claim would make that safe anyway).
     """
     wanted = {f"campaign:{c.name}": c for c in campaigns.values() if c.enabled}
-    housekeeping = {DELIVER_JOB} | ({OUTBOX_JOB} if outbox else set())
+    housekeeping = ({DELIVER_JOB} | ({OUTBOX_JOB} if outbox else set())
+                    | ({ANALYTICS_JOB} if settings.analytics_at else set()))
     for job in scheduler.get_jobs():
         if job.id not in housekeeping and job.id not in wanted:
             scheduler.remove_job(job.id)
@@ -153,6 +190,10 @@ def sync_jobs(scheduler: BackgroundScheduler, campaigns: Mapping[str, Campaign],
                           id=job_id, name=campaign.title, args=[campaign.name], replace_existing=True)
     scheduler.add_job(deliver_job, IntervalTrigger(seconds=settings.deliver_every), id=DELIVER_JOB,
                       name="deliver due care messages", replace_existing=True)
+    if settings.analytics_at is not None:
+        scheduler.add_job(analytics_job, CronTrigger(hour=settings.analytics_at.hour,
+                                                     minute=settings.analytics_at.minute, timezone=CHINA),
+                          id=ANALYTICS_JOB, name="refresh the customer model", replace_existing=True)
     if outbox:
         scheduler.add_job(outbox_job, IntervalTrigger(seconds=settings.outbox_every), id=OUTBOX_JOB,
                           name="send missed writes to the company CRM", replace_existing=True)

@@ -6,8 +6,10 @@ import time as _time
 from dataclasses import replace
 from datetime import time
 
+import pytest
+
 from bot.scheduler.campaigns import Campaign
-from bot.scheduler.process import ProcessSettings, build_scheduler, run, sync_jobs
+from bot.scheduler.process import ProcessSettings, build_scheduler, refresh_customer_model, run, sync_jobs
 from bot.scheduler.senders import RasaPush, Senders
 from crm_adapter import CRM
 from crm_adapter.backends.http import RetryPolicy
@@ -24,7 +26,7 @@ def test_jobs_follow_the_campaigns_file_and_persist(crm: CRM, campaigns: dict[st
     scheduler.start(paused=True)
     sync_jobs(scheduler, campaigns, settings)
     ids = {job.id for job in scheduler.get_jobs()}
-    assert ids == {f"campaign:{n}" for n, c in campaigns.items() if c.enabled} | {"deliver"}
+    assert ids == {f"campaign:{n}" for n, c in campaigns.items() if c.enabled} | {"deliver", "analytics"}
     birthday = scheduler.get_job("campaign:birthday")
     assert (birthday.next_run_time.hour, birthday.next_run_time.minute) == (10, 0)
     assert str(birthday.next_run_time.tzinfo) == "Asia/Shanghai"
@@ -85,3 +87,31 @@ def test_no_outbox_job_without_a_company_crm(crm: CRM, campaigns: dict[str, Camp
     sync_jobs(scheduler, campaigns, settings, outbox=False)  # the directory was configured away
     assert scheduler.get_job("outbox") is None
     scheduler.shutdown(wait=False)
+
+
+def test_the_customer_model_is_refreshed_daily_before_the_campaigns(crm: CRM, campaigns: dict[str, Campaign]) -> None:
+    settings = ProcessSettings()
+    scheduler = build_scheduler(crm, campaigns, settings)
+    scheduler.start(paused=True)
+    sync_jobs(scheduler, campaigns, settings)
+    job = scheduler.get_job("analytics")
+    assert (job.next_run_time.hour, job.next_run_time.minute) == (3, 30)
+    assert str(job.next_run_time.tzinfo) == "Asia/Shanghai"
+    assert all(c.run_at > time(3, 30) for c in campaigns.values() if c.enabled)
+    # Switched off (a company running it from cron): the stored job goes.
+    sync_jobs(scheduler, campaigns, replace(settings, analytics_at=None))
+    assert scheduler.get_job("analytics") is None
+    scheduler.shutdown(wait=False)
+
+
+def test_the_refresh_time_comes_from_the_environment() -> None:
+    assert ProcessSettings.from_env({"KEFU_ANALYTICS_REFRESH_AT": "02:05"}).analytics_at == time(2, 5)
+    assert ProcessSettings.from_env({"KEFU_ANALYTICS_REFRESH_AT": "off"}).analytics_at is None
+    assert ProcessSettings.from_env({}).analytics_at == time(3, 30)
+    with pytest.raises(ValueError, match="HH:MM or off"):
+        ProcessSettings.from_env({"KEFU_ANALYTICS_REFRESH_AT": "3h30"})
+
+
+def test_the_refresh_job_stores_a_new_customer_model(crm: CRM) -> None:
+    refresh_customer_model(crm)  # the first run of a database is a full one
+    assert crm.refresh_analytics().kind == "incremental"  # so the job's run was stored
