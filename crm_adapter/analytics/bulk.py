@@ -5,23 +5,28 @@ At a million customers and ten million orders, SQLAlchemy's per-row work
 full refresh. On SQLite these helpers go to the DBAPI cursor directly and
 hand values over in the form the database stores them (a datetime is bound
 as the same text SQLAlchemy writes, so string comparisons in SQL keep
-working); elsewhere they stream rows and insert through SQLAlchemy Core
-(psycopg2's ``execute_values`` batching), which is slower but exact.
+working). On PostgreSQL through psycopg2 rows are written with ``COPY ...
+FROM STDIN`` in its text format (an executemany of a million rows took
+three quarters of a full refresh there), read through a server-side cursor.
+Other databases insert through SQLAlchemy Core, slower but exact.
 """
 from __future__ import annotations
 
+import io
+import json
+import re
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
-from sqlalchemy import DateTime, Table, insert
+from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, Numeric, Table, Time, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 #: Rows per DBAPI fetch: large enough to amortise the call, small enough to stay cache-friendly.
 FETCH_BATCH = 50_000
-#: Rows per executemany call on SQLite (bounds the tuple list held at once).
+#: Rows per executemany call on SQLite, per COPY statement on PostgreSQL (bounds the text held at once).
 INSERT_BATCH = 100_000
 
 
@@ -31,16 +36,53 @@ def raw_driver(connection: Connection) -> bool:
     return connection.dialect.name == "sqlite"
 
 
+def copy_driver(connection: Connection) -> bool:
+    """True where rows are written with ``COPY FROM STDIN`` (PostgreSQL through psycopg2)."""
+    return connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg2"
+
+
 def fetch_columns(connection: Connection, queries: Iterable[Any], width: int) -> np.ndarray:
     """All rows of ``queries`` as one float64 array of ``width`` columns (NULL becomes NaN).
 
     Every selected column must already be numeric in SQL (cast it there).
     Measured on 900,000 orders: 1.4 s from the cursor, 14 s through Rows.
+    On PostgreSQL the rows come as ``COPY (query) TO STDOUT`` text, parsed
+    by numpy in C (no Python object per row at all).
     """
     parts: list[np.ndarray] = []
+    if copy_driver(connection):
+        parts = [_copy_out(connection, q, width) for q in queries]
+        return np.concatenate(parts) if parts else np.empty((0, width))
     for batch in _batches(connection, queries):
         parts.append(np.array(batch, dtype=np.float64).reshape(len(batch), width))
     return np.concatenate(parts) if parts else np.empty((0, width))
+
+
+def _copy_out(connection: Connection, query: Any, width: int) -> np.ndarray:
+    """One numeric query's rows through ``COPY (...) TO STDOUT``, as a float64 array.
+
+    The statement is compiled for the connection's dialect (IN lists expanded)
+    and its parameters bound by psycopg2's own ``mogrify``, as an execute
+    would bind them; the text (tab-separated, ``\\N`` for NULL, shortest
+    round-trip floats) is read by ``np.fromstring``, and the count of values
+    checked against the count of lines, so nothing unparsed passes silently.
+    """
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    cursor = connection.connection.cursor()
+    buffer = io.BytesIO()
+    try:
+        with _wrapped(connection, compiled.string):
+            select_sql = cursor.mogrify(compiled.string, compiled.params)
+            cursor.copy_expert(b"COPY (" + select_sql + b") TO STDOUT", buffer, size=COPY_CHUNK)
+    finally:
+        cursor.close()
+    data = buffer.getvalue()
+    del buffer
+    lines = data.count(b"\n")
+    values = np.fromstring(data.replace(b"\\N", b"nan"), sep=" ") if lines else np.empty(0)
+    if values.size != lines * width:
+        raise ValueError(f"COPY returned {values.size} numbers for {lines} rows of {width}: a non-numeric column?")
+    return values.reshape(lines, width)
 
 
 def fetch_rows(connection: Connection, queries: Iterable[Any]) -> list[tuple[Any, ...]]:
@@ -83,6 +125,9 @@ def insert_columns(connection: Connection, table: Table, data: dict[str, Sequenc
     n = len(data[names[0]]) if names else 0
     if n == 0:
         return 0
+    if copy_driver(connection):
+        copy_columns(connection, table, data)
+        return n
     if not raw_driver(connection):
         connection.execute(insert(table), [dict(zip(names, row)) for row in zip(*(data[k] for k in names))])
         return n
@@ -114,6 +159,88 @@ def insert_columns(connection: Connection, table: Table, data: dict[str, Sequenc
     finally:
         cursor.close()
     return n
+
+
+def copy_columns(connection: Connection, table: Table, data: dict[str, Sequence[Any]]) -> None:
+    """``COPY table (columns) FROM STDIN`` of rows given column-wise, in the
+    connection's transaction (PostgreSQL through psycopg2).
+
+    Values are what `insert_columns` takes: None is NULL, datetimes must be
+    naive (as SQLAlchemy stores them in ``timestamp without time zone``),
+    DateTime columns also take text PostgreSQL parses (e.g. SQLite's stored
+    text). Each column is formatted once, by its type, into COPY's text
+    format (`copy_text`), so a million rows cost a few list comprehensions.
+    """
+    names = list(data)
+    n = len(data[names[0]]) if names else 0
+    preparer = connection.dialect.identifier_preparer
+    statement = (
+        f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(name) for name in names)}) "
+        "FROM STDIN"
+    )
+    cursor = connection.connection.cursor()
+    try:
+        for start in range(0, n, INSERT_BATCH):
+            columns = [copy_text(table.c[name].type, data[name][start : start + INSERT_BATCH]) for name in names]
+            payload = "\n".join(map("\t".join, zip(*columns))) + "\n"
+            with _wrapped(connection, statement):
+                cursor.copy_expert(statement, io.StringIO(payload), size=COPY_CHUNK)
+    finally:
+        cursor.close()
+
+
+#: Characters read from the payload per write to the server during COPY.
+COPY_CHUNK = 1 << 20
+#: NULL in COPY's text format.
+COPY_NULL = "\\N"
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(column_type: Any, values: Sequence[Any]) -> list[str]:
+    """``values`` of one column in COPY's text format: NULL as ``\\N``, backslash,
+    tab, newline and carriage return escaped, numbers as Python's shortest
+    round-trip text (so a float comes back bit-identical), booleans ``t``/``f``,
+    datetimes in ISO form with microseconds, JSON serialised by ``json.dumps``
+    (SQLAlchemy's default serialiser)."""
+    if isinstance(column_type, Boolean):
+        return [COPY_NULL if v is None else ("t" if v else "f") for v in values]
+    if isinstance(column_type, (DateTime, Date, Time)):
+        return _temporal_text(values, aware=bool(getattr(column_type, "timezone", False)))
+    if isinstance(column_type, (Integer, Numeric)):  # Float is a Numeric
+        return [COPY_NULL if v is None else (_escape(v) if type(v) is str else str(v)) for v in values]
+    if isinstance(column_type, JSON):  # as Core binds it: None is JSON null unless none_as_null
+        keep_null = column_type.none_as_null
+        values = [None if v is None and keep_null else json.dumps(v) for v in values]
+    return [COPY_NULL if v is None else (_escape(v) if type(v) is str else _escape(str(v))) for v in values]
+
+
+def _escape(text: str) -> str:
+    return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(text) else text
+
+
+def _temporal_text(values: Sequence[Any], aware: bool) -> list[str]:
+    memo: dict[Any, str] = {}  # most values of a refresh are its one ``now``
+
+    def text_of(value: Any) -> str:
+        found = memo.get(value)
+        if found is None:
+            found = memo[value] = _temporal(value, aware)
+        return found
+
+    return [COPY_NULL if v is None else text_of(v) for v in values]
+
+
+def _temporal(value: Any, aware: bool) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None and not aware:
+            # psycopg2 would send it as timestamptz and the server convert it
+            # to its own time zone: not what a naive UTC column means.
+            raise ValueError(f"timezone-aware datetime for COPY: {value!r}")
+        return value.isoformat(" ", "microseconds")
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    return _escape(str(value))
 
 
 @contextmanager
