@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, datetime, time
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
@@ -178,15 +179,30 @@ def copy_columns(connection: Connection, table: Table, data: dict[str, Sequence[
         f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(name) for name in names)}) "
         "FROM STDIN"
     )
+    def payload(start: int) -> str:
+        columns = [copy_text(table.c[name].type, data[name][start : start + INSERT_BATCH]) for name in names]
+        return "\n".join(map("\t".join, zip(*columns))) + "\n"
+
     cursor = connection.connection.cursor()
     try:
-        for start in range(0, n, INSERT_BATCH):
-            columns = [copy_text(table.c[name].type, data[name][start : start + INSERT_BATCH]) for name in names]
-            payload = "\n".join(map("\t".join, zip(*columns))) + "\n"
+        for text in _prepared_ahead(payload, range(0, n, INSERT_BATCH)):
             with _wrapped(connection, statement):
-                cursor.copy_expert(statement, io.StringIO(payload), size=COPY_CHUNK)
+                cursor.copy_expert(statement, io.StringIO(text), size=COPY_CHUNK)
     finally:
         cursor.close()
+
+
+def _prepared_ahead(make: Callable[[int], str], starts: range) -> Iterator[str]:
+    """``make(start)`` for each start, the next one made on a thread while the caller
+    uses the current: formatting a batch (Python) then overlaps the server parsing
+    and indexing the previous one (its own process), on another core. The thread
+    only builds strings; the connection stays with the caller."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: Optional[Future[str]] = None
+        for i, start in enumerate(starts):
+            current = pending.result() if pending is not None else make(start)
+            pending = pool.submit(make, starts[i + 1]) if i + 1 < len(starts) else None
+            yield current
 
 
 #: Characters read from the payload per write to the server during COPY.
@@ -208,11 +224,26 @@ def copy_text(column_type: Any, values: Sequence[Any]) -> list[str]:
     if isinstance(column_type, (DateTime, Date, Time)):
         return _temporal_text(values, aware=bool(getattr(column_type, "timezone", False)))
     if isinstance(column_type, (Integer, Numeric)):  # Float is a Numeric
-        return [COPY_NULL if v is None else (_escape(v) if type(v) is str else str(v)) for v in values]
+        return _number_text(values)
     if isinstance(column_type, JSON):  # as Core binds it: None is JSON null unless none_as_null
         keep_null = column_type.none_as_null
         values = [None if v is None and keep_null else json.dumps(v) for v in values]
     return [COPY_NULL if v is None else (_escape(v) if type(v) is str else _escape(str(v))) for v in values]
+
+
+_PLAIN_NUMBERS = {int, float}
+
+
+def _number_text(values: Sequence[Any]) -> list[str]:
+    """A numeric column: ``str`` through ``map`` (C, no Python step per value) when it
+    holds only Python ints and floats, the general rule otherwise (a str -- SQLite
+    keeps text in any column -- is escaped like text, so it can never pass as NULL)."""
+    types = set(map(type, values))
+    if types <= _PLAIN_NUMBERS:
+        return list(map(str, values))
+    if types <= _PLAIN_NUMBERS | {type(None)}:
+        return [COPY_NULL if v is None else str(v) for v in values]
+    return [COPY_NULL if v is None else (_escape(v) if type(v) is str else str(v)) for v in values]
 
 
 def _escape(text: str) -> str:

@@ -178,6 +178,8 @@ def test_aware_datetimes_are_refused_for_naive_columns(engine: Engine, twins: tu
 def test_copy_text_escapes_every_special_character() -> None:
     assert bulk.copy_text(Text(), ["a\\b\tc\nd\re", None, "\\N"]) == ["a\\\\b\\tc\\nd\\re", "\\N", "\\\\N"]
     assert bulk.copy_text(Float(), [0.1, None, float("nan"), 3]) == ["0.1", "\\N", "nan", "3"]
+    assert bulk.copy_text(Integer(), [1, 2]) == ["1", "2"]
+    assert bulk.copy_text(Integer(), [1, None, "\\N", "7\t8"]) == ["1", "\\N", "\\\\N", "7\\t8"]  # SQLite's loose types
     assert bulk.copy_text(Boolean(), [True, 0, None]) == ["t", "f", "\\N"]
     assert bulk.copy_text(DateTime(), [datetime(2026, 1, 2, 3, 4, 5), "2026-01-02 03:04:05.000000"]) == [
         "2026-01-02 03:04:05.000000", "2026-01-02 03:04:05.000000"]
