@@ -7,7 +7,8 @@ hand values over in the form the database stores them (a datetime is bound
 as the same text SQLAlchemy writes, so string comparisons in SQL keep
 working). On PostgreSQL through psycopg2 rows are written with ``COPY ...
 FROM STDIN`` in its text format (an executemany of a million rows took
-three quarters of a full refresh there), read through a server-side cursor.
+three quarters of a full refresh there), numeric columns read with ``COPY
+(query) TO STDOUT`` and other rows through a server-side cursor.
 Other databases insert through SQLAlchemy Core, slower but exact.
 """
 from __future__ import annotations
