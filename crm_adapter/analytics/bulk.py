@@ -8,7 +8,7 @@ as the same text SQLAlchemy writes, so string comparisons in SQL keep
 working). On PostgreSQL through psycopg2 rows are written with ``COPY ...
 FROM STDIN`` in its text format (an executemany of a million rows took
 three quarters of a full refresh there), numeric columns read with ``COPY
-(query) TO STDOUT`` and other rows through a server-side cursor.
+(query) TO STDOUT`` (binary) and other rows through a server-side cursor.
 Other databases insert through SQLAlchemy Core, slower but exact.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import date, datetime, time
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
-from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, Numeric, Table, Time, insert
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Integer, Numeric, Table, Time, cast, func, insert, literal_column
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -48,8 +48,8 @@ def fetch_columns(connection: Connection, queries: Iterable[Any], width: int) ->
 
     Every selected column must already be numeric in SQL (cast it there).
     Measured on 900,000 orders: 1.4 s from the cursor, 14 s through Rows.
-    On PostgreSQL the rows come as ``COPY (query) TO STDOUT`` text, parsed
-    by numpy in C (no Python object per row at all).
+    On PostgreSQL the rows come by ``COPY (query) TO STDOUT`` in the binary
+    format, read by numpy (no Python object per row at all).
     """
     parts: list[np.ndarray] = []
     if copy_driver(connection):
@@ -61,30 +61,52 @@ def fetch_columns(connection: Connection, queries: Iterable[Any], width: int) ->
 
 
 def _copy_out(connection: Connection, query: Any, width: int) -> np.ndarray:
-    """One numeric query's rows through ``COPY (...) TO STDOUT``, as a float64 array.
+    """One numeric query's rows through ``COPY (...) TO STDOUT (FORMAT binary)``, as a float64 array.
 
-    The statement is compiled for the connection's dialect (IN lists expanded)
-    and its parameters bound by psycopg2's own ``mogrify``, as an execute
-    would bind them; the text (tab-separated, ``\\N`` for NULL, shortest
-    round-trip floats) is read by ``np.fromstring``, and the count of values
-    checked against the count of lines, so nothing unparsed passes silently.
+    Every selected column is cast to ``double precision`` on the server and
+    NULL turned into NaN there, so each row has the same binary layout (a
+    field count, then a length and eight bytes per column) and numpy reads
+    the whole answer as one structured array, without parsing any text
+    (parsing 10,000,000 orders' text took 11 s). The casts change no value:
+    integers are exact in a double, ``numeric`` converts correctly rounded.
+    The statement is compiled for the connection's dialect (IN lists
+    expanded) and its parameters bound by psycopg2's own ``mogrify``, as an
+    execute would bind them; counts and lengths are checked.
     """
-    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    nan = literal_column("'NaN'::float8")
+    as_floats = query.with_only_columns(*(func.coalesce(cast(c, Float), nan) for c in query.selected_columns))
+    compiled = as_floats.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     cursor = connection.connection.cursor()
     buffer = io.BytesIO()
     try:
         with _wrapped(connection, compiled.string):
             select_sql = cursor.mogrify(compiled.string, compiled.params)
-            cursor.copy_expert(b"COPY (" + select_sql + b") TO STDOUT", buffer, size=COPY_CHUNK)
+            cursor.copy_expert(b"COPY (" + select_sql + b") TO STDOUT (FORMAT binary)", buffer, size=COPY_CHUNK)
     finally:
         cursor.close()
-    data = buffer.getvalue()
-    del buffer
-    lines = data.count(b"\n")
-    values = np.fromstring(data.replace(b"\\N", b"nan"), sep=" ") if lines else np.empty(0)
-    if values.size != lines * width:
-        raise ValueError(f"COPY returned {values.size} numbers for {lines} rows of {width}: a non-numeric column?")
-    return values.reshape(lines, width)
+    return _binary_floats(buffer.getbuffer(), width)
+
+
+#: COPY's binary format: an 11-byte signature, 32-bit flags and header-extension length; a 16-bit -1 at the end.
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _binary_floats(data: memoryview, width: int) -> np.ndarray:
+    """Rows of ``width`` non-NULL float8 fields from COPY's binary format."""
+    if bytes(data[:11]) != _COPY_SIGNATURE:
+        raise ValueError("not COPY binary data")
+    start = 19 + int.from_bytes(data[15:19], "big")
+    row = np.dtype([("count", ">i2")] + [(f"{k}{i}", t) for i in range(width) for k, t in (("len", ">i4"), ("v", ">f8"))])
+    body = len(data) - start - 2
+    if body % row.itemsize:
+        raise ValueError(f"COPY binary data of {body} bytes is not rows of {row.itemsize}")
+    rows = np.frombuffer(data, dtype=row, count=body // row.itemsize, offset=start)
+    if not (rows["count"] == width).all() or not all((rows[f"len{i}"] == 8).all() for i in range(width)):
+        raise ValueError("COPY binary rows are not all float8 fields")
+    out = np.empty((len(rows), width))
+    for i in range(width):
+        out[:, i] = rows[f"v{i}"]
+    return out
 
 
 def fetch_rows(connection: Connection, queries: Iterable[Any]) -> list[tuple[Any, ...]]:

@@ -184,3 +184,20 @@ def test_copy_text_escapes_every_special_character() -> None:
     assert bulk.copy_text(DateTime(), [datetime(2026, 1, 2, 3, 4, 5), "2026-01-02 03:04:05.000000"]) == [
         "2026-01-02 03:04:05.000000", "2026-01-02 03:04:05.000000"]
     assert not math.isnan(float(bulk.copy_text(Float(), [1e-310])[0]))
+
+
+def test_fetch_columns_reads_numbers_exactly_and_null_as_nan(engine: Engine, twins: tuple[Table, Table]) -> None:
+    """On PostgreSQL through binary COPY: every float back bit for bit, NULL as NaN, in query order."""
+    copied = twins[0]
+    floats = [v for v in FLOATS if v == v] + [None, 2.5]
+    data = {"id": list(range(1, len(floats) + 1)), "f": floats, "n": [2 ** 31 - 1 - i for i in range(len(floats))]}
+    with engine.begin() as conn:
+        bulk.insert_columns(conn, copied, data)
+    with engine.connect() as conn:
+        query = select(copied.c.id, copied.c.f, copied.c.n).order_by(copied.c.id.desc())
+        got = bulk.fetch_columns(conn, [query, query.where(copied.c.id > 1000)], 3)
+    expected = list(zip(data["id"], floats, data["n"]))[::-1]
+    assert got.shape == (len(floats), 3)
+    for row, (i, f, n) in zip(got.tolist(), expected):
+        assert row[0] == i and row[2] == n
+        assert math.isnan(row[1]) if f is None else row[1] == f  # == is bit-exact but for the sign of 0
