@@ -44,6 +44,9 @@ SQLITE_POOL_SIZE = 5
 #: Seconds a PostgreSQL connection attempt may take before it counts as down.
 CONNECT_TIMEOUT_S = 5
 
+#: A pooled server connection idle longer than this is pinged before use (see `_install_idle_ping`).
+PING_AFTER_IDLE_S = 1.0
+
 #: Pass to ``Session.connection(execution_options=...)`` to open a write
 #: transaction (``BEGIN IMMEDIATE`` on SQLite; ignored elsewhere).
 WRITE_OPTIONS: Mapping[str, Any] = {"kefu_sqlite_begin": "IMMEDIATE"}
@@ -105,8 +108,36 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
     if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
         kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
-    kwargs["pool_pre_ping"] = True
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _install_idle_ping(engine)
+    return engine
+
+
+def _install_idle_ping(engine: Engine) -> None:
+    """Ping a pooled connection at checkout when it sat idle for over `PING_AFTER_IDLE_S`.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout: one more round
+    trip per CRM call, a quarter of a profile lookup's four on PostgreSQL
+    (and each costs a server wake-up, up to a millisecond on a busy machine).
+    A connection that finished a statement a moment ago is alive unless the
+    server went down in that moment, and then the statement's disconnect
+    error makes SQLAlchemy drop the whole pool, so only that one call fails
+    (`CRM.customer_profile` retries it). A ping that fails raises
+    DisconnectionError: the pool discards the connection and checks out
+    another, as with pre-ping.
+    """
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["kefu_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("kefu_idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since <= PING_AFTER_IDLE_S:
+            return
+        # The dialect's own ping, as pre-ping uses it (psycopg2: SELECT 1 outside a transaction).
+        if not engine.dialect.do_ping(dbapi_connection):
+            raise DisconnectionError("an idle pooled connection failed its ping")
 
 
 def _file_identity(path: str) -> Optional[tuple[int, int]]:

@@ -116,3 +116,46 @@ def test_write_failing_midway_leaves_nothing(pg: CRM) -> None:
         with pg.engine.begin() as conn:
             conn.execute(text("DROP TRIGGER injected_failure ON processed_operations"))
             conn.execute(text("DROP FUNCTION kefu_fail()"))
+
+
+
+def _drop_pooled_connections(pg: CRM, n: int = 3) -> None:
+    """Terminate the server side of ``n`` pooled connections of ``pg`` (as a server restart
+    would), from a connection of another engine, leaving the test fixtures' own alone."""
+    held = [pg.engine.connect() for _ in range(n)]
+    pids = [conn.execute(text("SELECT pg_backend_pid()")).scalar_one() for conn in held]
+    for conn in held:
+        conn.close()  # back to the pool, alive as far as it knows
+    other = CRM(pg.url)
+    try:
+        with other.engine.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM unnest(CAST(:pids AS int[])) AS pid"),
+                         {"pids": pids})
+            conn.commit()
+    finally:
+        other.dispose()
+
+
+def test_profile_lookup_survives_connections_dropped_just_after_use(pg: CRM) -> None:
+    """Recently used connections are not pinged; the lookup retries once on a disconnect."""
+    first = pg.customer_profile(1)
+    _drop_pooled_connections(pg)
+    assert pg.customer_profile(1) == first
+
+
+def test_idle_connections_are_pinged_before_use(pg: CRM, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crm_adapter import config
+
+    monkeypatch.setattr(config, "PING_AFTER_IDLE_S", 0.0)
+    pg.get_customer(1)
+    _drop_pooled_connections(pg)
+    assert pg.get_customer(1).id == 1  # no retry of its own: the ping caught the dead connection
+
+
+def test_profile_lookup_leaves_pooled_connections_transactional(pg: CRM) -> None:
+    pg.customer_profile(1)
+    raw = pg.engine.raw_connection()
+    try:
+        assert raw.dbapi_connection.autocommit is False
+    finally:
+        raw.close()
