@@ -55,6 +55,7 @@ from bench.rest_load import percentile
 from bench.socketio_load import SCRIPT as WEB_SCRIPT
 from bench.wechat_load import SCRIPT as WECHAT_SCRIPT
 from bot import memtrace
+from bot.allocator import running_on_jemalloc
 from bot.channels.web_token import sign
 from bot.run import Stack, isolated_stack
 from bot.settings import ROOT
@@ -488,6 +489,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             sampler_stop.set()
             sampler.join()
             sampler.sample()
+            rasa_allocator = "jemalloc" if running_on_jemalloc(stack.named["rasa"].pid) else "default"
         finally:
             stack.stop()
     log.close()
@@ -507,6 +509,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "messages_per_second": round(customer_messages / load_s, 2),
         **log.summary(),
         "agent": agent_counts,
+        "rasa_allocator": rasa_allocator,  # KEFU_MALLOC (bot/allocator.py)
         "memory": memory_trend(sampler.samples),
         "reconcile": report.as_dict(),
         "samples": sampler.samples,

@@ -21,6 +21,7 @@ from typing import Optional
 import requests
 
 from bot import settings as settings_mod
+from bot.allocator import allocator_env
 from bot.settings import ROOT, Settings
 
 logger = logging.getLogger("kefu.run")
@@ -51,7 +52,10 @@ class Stack:
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(args, cwd=ROOT, env=self.settings.child_env(),
+        env = self.settings.child_env()
+        if name == "rasa":  # the one process whose memory grows with traffic (bot/allocator.py)
+            env = allocator_env(env)
+        proc = subprocess.Popen(args, cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT if out else None,
                                 preexec_fn=sigint_by_default)
         self.procs.append(proc)
