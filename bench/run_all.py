@@ -8,9 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 from bench import crm_copy, crm_scale, fuzz, nlu_baselines, nlu_eval, nlu_feature_cv, rest_load, sentiment_eval
 
 
@@ -35,16 +32,11 @@ def postgres_crm_scale(population: Path, pg_dir: Path = Path("var/bench/pg-crm-s
     """The same population on PostgreSQL: a throw-away server (scripts/postgres.sh),
     loaded by COPY (bench.crm_copy: minutes, where the generator takes half an
     hour), measured like SQLite, then stopped and its cluster removed (~6 GB)."""
+    shutil.rmtree(pg_dir, ignore_errors=True)  # a new cluster: its database starts empty
     env = {**os.environ, "KEFU_PG_DIR": str(pg_dir.resolve())}
-    url = subprocess.run(["scripts/postgres.sh", "start"], env=env, check=True,
-                         capture_output=True, text=True).stdout.strip()
+    target = subprocess.run(["scripts/postgres.sh", "start"], env=env, check=True,
+                            capture_output=True, text=True).stdout.strip()
     try:
-        admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text("DROP DATABASE IF EXISTS kefu_scale"))
-            connection.execute(text("CREATE DATABASE kefu_scale"))
-        admin.dispose()
-        target = make_url(url).set(database="kefu_scale").render_as_string(hide_password=False)
         sys.argv = [sys.argv[0], "--sqlite", str(population), "--url", target]
         crm_copy.main()
         sys.argv = [sys.argv[0], "--url", target, "--fresh-analytics", "--recommends", "200",

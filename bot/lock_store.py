@@ -88,12 +88,13 @@ class RenewedTicketsMixin(LockStore):
 
     async def _keep_renewed(self, conversation_id: str, ticket: int, lifetime: float) -> None:
         every = max(lifetime / 3.0, 0.05)
-        give_up = time.monotonic() + max_hold_seconds()
+        max_hold = max_hold_seconds()
+        give_up = time.monotonic() + max_hold
         while True:
             await asyncio.sleep(every)
             if time.monotonic() >= give_up:
                 logger.warning("a message has held its conversation lock for over %.0f s; no longer renewing it",
-                               max_hold_seconds())
+                               max_hold)
                 return
             try:
                 if not self.renew_ticket(conversation_id, ticket, lifetime):
