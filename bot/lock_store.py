@@ -14,8 +14,9 @@ message whose own ticket expired fails outright (``LockError``).
 Here every ticket is renewed while its message waits or is processed, so
 the lifetime means what it was meant to mean: how long the lock of a
 server that *died* keeps blocking that customer.  A turn that hangs is
-renewed for at most ``KEFU_LOCK_MAX_HOLD_S`` seconds (default 600), so one
-stuck message cannot block a customer for ever.
+renewed for at most ``KEFU_LOCK_MAX_HOLD_S`` seconds (default 600) from the
+moment it got the lock, so one stuck message cannot block a customer for
+ever, and the messages queued behind it are served once it lapses.
 
 The Redis store also does each read-modify-write of a lock in a
 WATCH/MULTI transaction: Rasa's own get-then-set lets two servers that
@@ -79,20 +80,32 @@ class RenewedTicketsMixin(LockStore):
         wait_time_in_seconds: float = 1,
     ) -> AsyncGenerator[TicketLock, None]:
         ticket = self.issue_ticket(conversation_id, lock_lifetime)
-        renewer = asyncio.create_task(self._keep_renewed(conversation_id, ticket, lock_lifetime))
+        acquired = asyncio.Event()
+        renewer = asyncio.create_task(self._keep_renewed(conversation_id, ticket, lock_lifetime, acquired))
         try:
-            yield await self._acquire_lock(conversation_id, ticket, wait_time_in_seconds)
+            lock = await self._acquire_lock(conversation_id, ticket, wait_time_in_seconds)
+            acquired.set()
+            yield lock
         finally:
             renewer.cancel()
             self.cleanup(conversation_id, ticket)
 
-    async def _keep_renewed(self, conversation_id: str, ticket: int, lifetime: float) -> None:
+    async def _keep_renewed(self, conversation_id: str, ticket: int, lifetime: float, acquired: asyncio.Event) -> None:
+        """Renew while the message waits (the one ahead is bounded itself) and, once it
+        holds the lock, for at most ``max_hold_seconds()`` counted from that moment.
+
+        Counting the bound from the ticket's issue instead would let a message
+        that queued behind a hung one lose its ticket at the same moment as
+        the hung one, and fail with ``LockError`` instead of being served.
+        """
         every = max(lifetime / 3.0, 0.05)
         max_hold = max_hold_seconds()
-        give_up = time.monotonic() + max_hold
+        give_up: Optional[float] = None
         while True:
             await asyncio.sleep(every)
-            if time.monotonic() >= give_up:
+            if give_up is None and acquired.is_set():
+                give_up = time.monotonic() + max_hold
+            if give_up is not None and time.monotonic() >= give_up:
                 logger.warning("a message has held its conversation lock for over %.0f s; no longer renewing it",
                                max_hold)
                 return

@@ -16,20 +16,15 @@ BIN=${KEFU_CHROMIUM:-/usr/bin/chromium}
 say() { echo "chromium.sh: $*" >&2; }
 
 if [ ! -x "$BIN" ]; then
-  [ "$(id -u)" = 0 ] || { say "$BIN not found and not root: install Debian's 'chromium' package"; exit 1; }
   say "installing Debian's chromium package (first run only)"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends chromium </dev/null >&2; then
-    apt-get update </dev/null >&2
-    apt-get install -y --no-install-recommends chromium </dev/null >&2
-  fi
+  "$(dirname "$0")/debian-install.sh" chromium || { say "could not install Debian's 'chromium' package"; exit 1; }
 fi
 [ -x "$BIN" ] || { say "$BIN still missing after installing"; exit 1; }
 # Without a Chinese font the screenshots show boxes instead of characters (the
 # tests read the DOM, so they pass either way; the artefacts are for people).
 if command -v fc-list >/dev/null && [ -z "$(fc-list :lang=zh 2>/dev/null)" ] && [ "$(id -u)" = 0 ]; then
   say "installing a Chinese font for legible screenshots (fonts-wqy-microhei)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-wqy-microhei </dev/null >&2 \
+  "$(dirname "$0")/debian-install.sh" fonts-wqy-microhei \
     || say "no Chinese font installed; screenshots will show boxes"
 fi
 echo "$BIN"

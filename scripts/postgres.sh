@@ -41,13 +41,8 @@ find_bindir() {
 }
 
 install_postgres() {
-  [ "$(id -u)" = 0 ] || die "PostgreSQL server binaries not found and not root: install the 'postgresql' package"
   say "PostgreSQL server not found; installing Debian's postgresql package"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get install -y --no-install-recommends postgresql </dev/null >&2; then
-    apt-get update </dev/null >&2
-    apt-get install -y --no-install-recommends postgresql </dev/null >&2
-  fi
+  scripts/debian-install.sh postgresql || die "could not install the 'postgresql' package"
 }
 
 bindir() {

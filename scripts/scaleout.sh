@@ -22,18 +22,7 @@ ensure_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-  [ ${#missing[@]} -eq 0 ] && return 0
-  [ "$(id -u)" = 0 ] || { say "missing ${missing[*]} and not root: install these Debian packages"; exit 1; }
-  say "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  # Our script runs the services itself; keep the packages' init scripts from starting them.
-  local policy=/usr/sbin/policy-rc.d created_policy=
-  if [ ! -e $policy ]; then printf '#!/bin/sh\nexit 101\n' >$policy; chmod +x $policy; created_policy=1; fi
-  if ! apt-get install -y --no-install-recommends "${missing[@]}" </dev/null >&2; then
-    apt-get update </dev/null >&2
-    apt-get install -y --no-install-recommends "${missing[@]}" </dev/null >&2
-  fi
-  [ -z "$created_policy" ] || rm -f $policy
+  [ ${#missing[@]} -eq 0 ] || scripts/debian-install.sh "${missing[@]}"
 }
 
 case "${1:-}" in

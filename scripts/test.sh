@@ -13,6 +13,8 @@
 #   KEFU_SKIP_POSTGRES=1        run without PostgreSQL; its tests are skipped
 # Chromium for the widget's browser tests comes from scripts/chromium.sh (Debian's
 # package, installed when missing); KEFU_SKIP_BROWSER=1 skips those tests instead.
+# redis-server (for the Redis lock-store tests, which start their own) is
+# installed when missing, by scripts/debian-install.sh like every package here.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,12 @@ else
     exit 1
   fi
   export KEFU_TEST_POSTGRES_URL=$url
+fi
+
+# The Redis lock-store tests start their own Debian redis-server (installed when missing).
+if ! command -v redis-server >/dev/null && ! scripts/debian-install.sh redis-server; then
+  echo "test.sh: ERROR: no redis-server for the lock-store tests (see above)." >&2
+  exit 1
 fi
 
 # The widget's browser tests drive Debian's Chromium (installed when missing).

@@ -144,12 +144,12 @@ class Chat:
 @pytest.fixture()
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A private Debian redis-server on 127.0.0.1 for one test (skipped where it is
-    not installed; scripts/scaleout.sh installs it)."""
+    not installed; scripts/test.sh and scripts/scaleout.sh install it)."""
     from bot.scaleout import port_open
 
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("Debian's redis-server is not installed (scripts/scaleout.sh installs it)")
+        pytest.skip("Debian's redis-server is not installed (scripts/test.sh installs it)")
     port = free_port()
     proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path),
                              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
