@@ -119,7 +119,7 @@ def test_documented_pipeline_is_the_required_one() -> None:
     assert names == [
         "bot.nlu.normalizer.ChineseNormalizer", "JiebaTokenizer", "SpacyNLP", "RegexFeaturizer",
         "LexicalSyntacticFeaturizer", "CountVectorsFeaturizer", "CountVectorsFeaturizer",
-        "DIETClassifier", "EntitySynonymMapper", "ResponseSelector", "RegexEntityExtractor",
+        "DIETClassifier", "CRFEntityExtractor", "EntitySynonymMapper", "ResponseSelector", "RegexEntityExtractor",
         "SpacyEntityExtractor", "FallbackClassifier"]
     by_name = {c["name"]: c for c in documented_config()["pipeline"]}
     assert by_name["JiebaTokenizer"]["dictionary_path"] == "data/jieba"
@@ -127,6 +127,8 @@ def test_documented_pipeline_is_the_required_one() -> None:
     assert by_name["bot.nlu.normalizer.ChineseNormalizer"]["jieba_terms_from"] == "models/spacy_zh"
     assert by_name["SpacyEntityExtractor"]["dimensions"] == ["product", "category", "city"]
     assert by_name["ResponseSelector"]["retrieval_intent"] == "faq"
+    assert by_name["DIETClassifier"]["entity_recognition"] is False  # the CRF extracts entities
+    assert by_name["CRFEntityExtractor"]["split_entities_by_comma"] is False
     assert {"threshold", "ambiguity_threshold"} <= set(by_name["FallbackClassifier"])
 
 
