@@ -24,6 +24,7 @@ _CATEGORY_WORDS = (("logistics", ("物流", "快递", "配送", "送货", "发�
                    ("price", ("价格", "价钱", "贵", "降价", "差价")),
                    ("after_sales", ("售后", "退货", "退款", "维修", "换货")),
                    ("other", ("其他", "别的")))
+_NAMED_CATEGORY_WORDS = tuple(entry for entry in _CATEGORY_WORDS if entry[0] != "other")
 PERSONAL_TITLES = ("个人", "本人", "自己")
 
 
@@ -156,6 +157,23 @@ class ValidateComplaintForm(VerifiedFormValidation):
         if common.customer_id_of(tracker) is None:
             slots.append("contact_phone")
         return slots
+
+    async def extract_complaint_category(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                         domain: DomainDict) -> dict[str, Any]:
+        """The category the complaint itself names, when the entity extractor found none.
+
+        快递三天了还没到，我要投诉 already says "logistics"; asking 哪方面 next reads
+        as if nobody listened.  Only on the message that opened the form (nothing
+        asked yet, intent complain), from the same keywords a typed answer is read
+        with; "other" is never inferred.
+        """
+        if tracker.get_slot("complaint_category") or tracker.get_slot("requested_slot"):
+            return {}
+        message = tracker.latest_message or {}
+        if (message.get("intent") or {}).get("name") != "complain":
+            return {}
+        category = keyword_choice(str(message.get("text") or ""), _NAMED_CATEGORY_WORDS)
+        return {"complaint_category": category} if category else {}
 
     def validate_complaint_category(self, value: Any, dispatcher: CollectingDispatcher,
                                     tracker: Tracker, domain: DomainDict) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from actions import common
 from actions.account import ActionRateService, parse_birthday, parse_rating
 from actions.handoff import ActionHandleFallback
 from actions.orders import ActionCancelOrder, ActionQueryOrder, ValidateOrderQueryForm
-from actions.tickets import ActionSubmitComplaint
+from actions.tickets import ActionSubmitComplaint, ValidateComplaintForm
 from crm_adapter import CRM
 
 DOMAIN: dict[str, Any] = {"forms": {"order_query_form": {"required_slots": ["order_number", "phone_last4"]}},
@@ -159,3 +159,27 @@ def test_welcome_words_by_tier_complaints_and_coupon() -> None:
     no_threshold = CouponView(code="RC1", title="回归礼券", amount=20.0, min_spend=0.0,
                               expires_at=datetime(2026, 12, 7), expiring_soon=False)
     assert "立减20元" in welcome("赵敏", "low", [], no_threshold)
+
+
+@pytest.mark.parametrize("text, category", [
+    ("快递三天了还没到，我要投诉", "logistics"),
+    ("投诉一下，收到的杯子是破损的", "quality"),
+    ("你们客服态度太差了我要投诉", "service"),
+    ("买贵了，降价了不给退差价，投诉", "price"),
+    ("我要投诉", None),
+    ("其他的事，我要投诉", None),  # "other" is never inferred
+])
+def test_the_complaint_category_comes_from_the_complaint_itself(text: str, category: Optional[str]) -> None:
+    tracker = make_tracker({}, text=text, intent="complain")
+    found = asyncio.run(ValidateComplaintForm().extract_complaint_category(CollectingDispatcher(), tracker, {}))
+    assert found == ({"complaint_category": category} if category else {})
+
+
+@pytest.mark.parametrize("slots, intent", [
+    ({"requested_slot": "complaint_description"}, "inform"),  # a description is not re-read
+    ({"complaint_category": "quality"}, "complain"),  # the extractor's or the customer's answer stays
+    ({}, "query_order"),  # only a complaint opens the form with a subject
+])
+def test_the_complaint_category_is_inferred_only_when_opening_the_form(slots: dict, intent: str) -> None:
+    tracker = make_tracker(slots, text="快递员把箱子摔坏了", intent=intent)
+    assert asyncio.run(ValidateComplaintForm().extract_complaint_category(CollectingDispatcher(), tracker, {})) == {}
