@@ -17,16 +17,33 @@ Events reach the broker only after they are stored.
 `_retrieve` runs the stock query but fetches only the `data` column: the
 stock one builds an ORM object per stored event just to read that column,
 which was a seventh of the Rasa process's time under load.
+
+**A turn sees a bounded window of its session.**  A session ends only after
+an hour of silence, so a customer who keeps writing keeps one session
+growing, and every turn loads, featurises (rule and memoization policies)
+and serialises (each action call) the whole of it: the Rasa process's peak
+memory and each turn's time grew with the longest session (~31 kB and a few
+ms per message of it; BENCHMARKS.md, "Soak", run 6).  When the current
+session holds more than ``KEFU_SESSION_WINDOW_EVENTS`` events (default 300,
+about 40 turns; 0 = off) the tracker handed to Rasa is: the session's start,
+the state the older part left (its slots, active form, pause) as
+SlotSet/ActiveLoop/ConversationPaused events, and the newest whole turns.
+Nothing is deleted: the database keeps every event, the desk and exports
+read all of them, and `save` stores exactly the events added since the
+load (counted from the loaded tracker, not re-counted in the database).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-from typing import Any, Dict, List, Optional
+import os
+from typing import Any, Dict, Iterable, List, Optional
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.events import Event
+from rasa.shared.core.events import ActiveLoop, ConversationPaused, Event, SlotSet
+from rasa.shared.core.slots import Slot
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
@@ -36,6 +53,53 @@ _INDEXES = (
     ("ix_events_sender_type_ts", ("sender_id", "type_name", "timestamp")),
     ("ix_events_sender_ts", ("sender_id", "timestamp")),
 )
+
+
+WINDOW_ENV = "KEFU_SESSION_WINDOW_EVENTS"
+DEFAULT_WINDOW = 300
+# Set on trackers this store loaded: how many of their events are stored.
+_STORED = "_kefu_stored_events"
+
+
+def session_window() -> int:
+    """Most events of the current session a turn is given (``KEFU_SESSION_WINDOW_EVENTS``); 0 = all."""
+    raw = os.environ.get(WINDOW_ENV, "")
+    try:
+        value = int(raw) if raw else DEFAULT_WINDOW
+    except ValueError:
+        logger.warning("%s=%r is not a whole number; using %s", WINDOW_ENV, raw, DEFAULT_WINDOW)
+        return DEFAULT_WINDOW
+    return max(value, 0)
+
+
+def windowed_session(sender_id: str, events: List[Dict[str, Any]], slots: Iterable[Slot],
+                     window: int) -> List[Dict[str, Any]]:
+    """The session's start, the state its older events left, and its newest whole turns.
+
+    ``events`` are one session's serialised events, oldest first.  The kept
+    tail starts at the ``action_listen`` before a customer message, so every
+    kept turn is whole and its first state has the previous action Rasa's
+    rules look at.  Returned unchanged when it is short or holds no such cut.
+    """
+    if window <= 0 or len(events) <= window:
+        return events
+    cut = next((i for i in range(len(events) - window, len(events))
+                if events[i].get("event") == "user" and i > 0
+                and events[i - 1].get("event") == "action" and events[i - 1].get("name") == "action_listen"), None)
+    if cut is None:
+        return events
+    cut -= 1  # keep the action_listen
+    starts = [i for i in range(cut) if events[i].get("event") == "session_started"]
+    head = events[:starts[-1] + 1] if starts else []
+    before = DialogueStateTracker.from_dict(sender_id, events[:cut], slots)
+    at = events[cut - 1].get("timestamp") if cut else None
+    state: List[Event] = [SlotSet(slot.name, slot.value, timestamp=at)
+                          for slot in before.slots.values() if slot.value != slot.initial_value]
+    if before.active_loop_name:
+        state.append(ActiveLoop(before.active_loop_name, timestamp=at))
+    if before.is_paused():
+        state.append(ConversationPaused(timestamp=at))
+    return head + [event.as_dict() for event in state] + events[cut:]
 
 
 class IndexedSQLTrackerStore(SQLTrackerStore):
@@ -56,16 +120,23 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
                 .all()
             )
         events = [json.loads(data) for (data,) in rows]
-        if self.domain and events:
-            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
-        return None
+        if not (self.domain and events):
+            return None
+        if not fetch_events_from_all_sessions:
+            events = windowed_session(sender_id, events, self.domain.slots, session_window())
+        tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        setattr(tracker, _STORED, len(tracker.events))
+        return tracker
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the events not yet stored, then publish exactly those."""
+        stored: Optional[int] = getattr(tracker, _STORED, None)
         with self.session_scope() as session:
-            new_events: List[Event] = list(self._additional_events(session, tracker))
+            new_events: List[Event] = (list(self._additional_events(session, tracker)) if stored is None
+                                       else list(itertools.islice(tracker.events, stored, None)))
             session.add_all([self._row(tracker.sender_id, event) for event in new_events])
             session.commit()
+        setattr(tracker, _STORED, len(tracker.events))
         if self.event_broker is not None and new_events:
             bodies = [{"sender_id": tracker.sender_id, **event.as_dict()} for event in new_events]
             publish_many = getattr(self.event_broker, "publish_many", None)

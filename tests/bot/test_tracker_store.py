@@ -97,3 +97,88 @@ def test_only_the_current_session_is_loaded_in_order(tmp_path: Path) -> None:
     assert mine.latest_message.text == "新会话" and mine.get_slot("verified") is True
     assert asyncio.run(ours.retrieve("nobody")) is None
     assert len(asyncio.run(ours.retrieve_full_tracker("wx-9")).events) == 7
+
+
+FORM_DOMAIN = Domain.from_yaml("""
+slots:
+  verified: {type: bool, mappings: []}
+  complaint_category: {type: text, mappings: []}
+  requested_slot: {type: categorical, values: [complaint_category], mappings: []}
+forms:
+  complaint_form: {required_slots: [complaint_category]}
+""")
+
+
+def _long_session(turns: int) -> list:
+    """A session of `turns` turns: verified in turn 2, a complaint form opened in turn 5, paused in 7."""
+    from rasa.shared.core.events import ActiveLoop, ConversationPaused
+
+    events: list = [ActionExecuted("action_session_start", timestamp=1.0), SessionStarted(timestamp=1.0),
+                    ActionExecuted("action_listen", timestamp=1.0)]
+    for turn in range(turns):
+        at = 2.0 + turn
+        events.append(UserUttered(f"第{turn}句", {"name": "inform"}, timestamp=at))
+        if turn == 2:
+            events.append(SlotSet("verified", True, timestamp=at))
+        if turn == 5:
+            events += [ActiveLoop("complaint_form", timestamp=at), SlotSet("requested_slot", "complaint_category",
+                                                                            timestamp=at)]
+        if turn == 7:
+            events.append(ConversationPaused(timestamp=at))
+        events += [BotUttered(f"回复{turn}", timestamp=at), ActionExecuted("action_listen", timestamp=at)]
+    return events
+
+
+def test_a_long_session_reaches_rasa_as_its_state_and_newest_whole_turns(tmp_path: Path, monkeypatch) -> None:
+    """Bounded work per turn, same dialogue state, nothing lost or stored twice (WINDOW_ENV)."""
+    from bot.tracker_store import WINDOW_ENV
+
+    monkeypatch.setenv(WINDOW_ENV, "20")
+    db = str(tmp_path / "tracker.sqlite3")
+    ours, stock = IndexedSQLTrackerStore(FORM_DOMAIN, db=db), SQLTrackerStore(FORM_DOMAIN, db=db)
+    written = DialogueStateTracker("wx-long", FORM_DOMAIN.slots)
+    written.update_with_events(_long_session(30), FORM_DOMAIN)
+    asyncio.run(stock.save(written))
+    stored_before = len(written.events)
+
+    windowed = asyncio.run(ours.retrieve("wx-long"))
+    full = asyncio.run(stock.retrieve("wx-long"))
+    assert windowed is not None and full is not None
+    kinds = [e.type_name for e in windowed.events]
+    assert len(windowed.events) < 30 < len(full.events)
+    assert kinds[0] == "session_started"  # the session's own start
+    assert kinds[1:5] == ["slot", "slot", "active_loop", "pause"]  # the older part's state
+    first_kept = kinds.index("user")
+    assert kinds[first_kept - 1] == "action" and windowed.events[first_kept - 1].action_name == "action_listen"
+    # the same state as the whole session gives
+    assert windowed.current_slot_values() == full.current_slot_values()
+    assert windowed.active_loop_name == full.active_loop_name == "complaint_form"
+    assert windowed.is_paused() and full.is_paused()
+    assert windowed.latest_message.text == full.latest_message.text == "第29句"
+    texts = [e.text for e in windowed.events if isinstance(e, UserUttered)]
+    assert texts == [f"第{i}句" for i in range(30 - len(texts), 30)]
+
+    # A new turn on the windowed tracker stores that turn only (not the synthetic state).
+    windowed.update_with_events([UserUttered("新的一句", {"name": "inform"}), BotUttered("好的"),
+                                 ActionExecuted("action_listen")], FORM_DOMAIN)
+    asyncio.run(ours.save(windowed))
+    asyncio.run(ours.save(windowed))  # nothing new
+    everything = asyncio.run(ours.retrieve_full_tracker("wx-long"))
+    assert len(everything.events) == stored_before + 3
+    assert [e.text for e in everything.events if isinstance(e, UserUttered)] == \
+        [f"第{i}句" for i in range(30)] + ["新的一句"]
+
+
+def test_short_sessions_and_window_zero_load_every_event(tmp_path: Path, monkeypatch) -> None:
+    from bot.tracker_store import WINDOW_ENV
+
+    db = str(tmp_path / "tracker.sqlite3")
+    written = DialogueStateTracker("wx-short", FORM_DOMAIN.slots)
+    written.update_with_events(_long_session(30), FORM_DOMAIN)
+    stock = SQLTrackerStore(FORM_DOMAIN, db=db)
+    asyncio.run(stock.save(written))
+    session = asyncio.run(stock.retrieve("wx-short"))
+    for window in ("0", "1000"):
+        monkeypatch.setenv(WINDOW_ENV, window)
+        loaded = asyncio.run(IndexedSQLTrackerStore(FORM_DOMAIN, db=db).retrieve("wx-short"))
+        assert [e.as_dict() for e in loaded.events] == [e.as_dict() for e in session.events]
