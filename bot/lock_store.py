@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncGenerator, Callable, Optional, TypeVar
@@ -40,6 +39,8 @@ from typing import Any, AsyncGenerator, Callable, Optional, TypeVar
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, LockError, LockStore, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
+
+from bot.settings import number_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,7 @@ T = TypeVar("T")
 
 def max_hold_seconds() -> float:
     """How long one message may keep its customer locked (``KEFU_LOCK_MAX_HOLD_S``)."""
-    raw = os.environ.get(MAX_HOLD_ENV, "")
-    try:
-        value = float(raw) if raw else DEFAULT_MAX_HOLD_S
-    except ValueError:
-        logger.warning("%s=%r is not a number; using %s s", MAX_HOLD_ENV, raw, DEFAULT_MAX_HOLD_S)
-        return DEFAULT_MAX_HOLD_S
+    value = number_from_env(MAX_HOLD_ENV, DEFAULT_MAX_HOLD_S, float)
     return value if value > 0 else DEFAULT_MAX_HOLD_S
 
 

@@ -5,13 +5,34 @@ otherwise; the same variables point the runtime at PostgreSQL and friends.
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
+
+N = TypeVar("N", int, float)
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("KEFU_VAR_DIR", ROOT / "var"))
+
+
+def number_from_env(name: str, default: N, cast: Callable[[str], N]) -> N:
+    """``cast`` of the variable ``name``, or ``default`` when it is unset or unreadable.
+
+    For the numbers a component reads where it runs (inside Rasa's process,
+    not through `load`): a typo in one must not stop the server, so it is
+    logged and the default used.
+    """
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        return cast(raw)
+    except ValueError:
+        logging.getLogger(__name__).warning("%s=%r is not a valid number; using %s", name, raw, default)
+        return default
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 from typing import Any, Dict, Iterable, List, Optional
 
 import sqlalchemy as sa
@@ -46,6 +45,8 @@ from rasa.shared.core.events import ActiveLoop, ConversationPaused, Event, SlotS
 from rasa.shared.core.slots import Slot
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
+
+from bot.settings import number_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +64,7 @@ _STORED = "_kefu_stored_events"
 
 def session_window() -> int:
     """Most events of the current session a turn is given (``KEFU_SESSION_WINDOW_EVENTS``); 0 = all."""
-    raw = os.environ.get(WINDOW_ENV, "")
-    try:
-        value = int(raw) if raw else DEFAULT_WINDOW
-    except ValueError:
-        logger.warning("%s=%r is not a whole number; using %s", WINDOW_ENV, raw, DEFAULT_WINDOW)
-        return DEFAULT_WINDOW
-    return max(value, 0)
+    return max(number_from_env(WINDOW_ENV, DEFAULT_WINDOW, int), 0)
 
 
 def windowed_session(sender_id: str, events: List[Dict[str, Any]], slots: Iterable[Slot],
