@@ -122,14 +122,17 @@ class WebPeer:
         return len(self.user_events()) if self.session_id else 0
 
     def wait_turn(self, users: int, timeout: float) -> None:
-        """Until the tracker holds `users` user messages and the bot listens again."""
+        """Until the tracker holds `users` user messages and the bot's turn is over:
+        it listens again, or it handed the chat to a person (a `pause`, after
+        which the bot stays silent, so no `action_listen` follows)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             events = self.tracker()["events"]
             user_idx = [i for i, e in enumerate(events) if e.get("event") == "user"]
-            listens = [i for i, e in enumerate(events)
-                       if e.get("event") == "action" and e.get("name") == "action_listen"]
-            if len(user_idx) >= users and listens and listens[-1] > user_idx[-1]:
+            ends = [i for i, e in enumerate(events)
+                    if e.get("event") == "pause"
+                    or (e.get("event") == "action" and e.get("name") == "action_listen")]
+            if len(user_idx) >= users and ends and ends[-1] > user_idx[-1]:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"the bot did not finish turn {users} of {self.session_id} in {timeout}s")

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.channels.wechat_peer import ACCOUNT, new_openid, sign
@@ -239,6 +239,7 @@ def test_socketio_events_with_random_payloads(security: SecurityStack, event: st
 
 @FUZZ_SLOW
 @given(text=st.one_of(st.text(max_size=200), nasty_text), token=st.one_of(st.none(), st.text(max_size=60)))
+@example(text="\x07x\u2028\x07人工nil", token="")  # found by a CI run: hands the chat to a person
 def test_socketio_customer_gets_chinese_for_any_text(security: SecurityStack, text: str,
                                                      token: Any) -> None:
     from tests.channels.web_peer import WebPeer
