@@ -14,14 +14,20 @@ from typing import Any, Dict, Iterable
 
 from rasa.core.brokers.sql import SQLEventBroker
 
+from crm_adapter.config import use_wal_journal
+
 
 class BatchSQLEventBroker(SQLEventBroker):
     """SQLEventBroker with `publish_many`: all of a message's events, one commit."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        use_wal_journal(self.engine)
+
     def publish_many(self, events: Iterable[Dict[str, Any]]) -> None:
-        rows = [self.SQLBrokerEvent(sender_id=e.get("sender_id"), data=json.dumps(e)) for e in events]
+        rows = [{"sender_id": e.get("sender_id"), "data": json.dumps(e)} for e in events]
         if not rows:
             return
         with self.session_scope() as session:
-            session.add_all(rows)
+            session.execute(self.SQLBrokerEvent.__table__.insert(), rows)
             session.commit()

@@ -24,8 +24,8 @@ growing, and every turn loads, featurises (rule and memoization policies)
 and serialises (each action call) the whole of it: the Rasa process's peak
 memory and each turn's time grew with the longest session (~31 kB and a few
 ms per message of it; BENCHMARKS.md, "Soak", run 6).  When the current
-session holds more than ``KEFU_SESSION_WINDOW_EVENTS`` events (default 300,
-about 40 turns; 0 = off) the tracker handed to Rasa is: the session's start,
+session holds more than ``KEFU_SESSION_WINDOW_EVENTS`` events (default 100,
+about 13 turns; 0 = off) the tracker handed to Rasa is: the session's start,
 the state the older part left (its slots, active form, pause) as
 SlotSet/ActiveLoop/ConversationPaused events, and the newest whole turns.
 Nothing is deleted: the database keeps every event, the desk and exports
@@ -37,16 +37,18 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from typing import Any, Dict, Iterable, List, Optional
+from collections import OrderedDict
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
-from rasa.shared.core.events import ActiveLoop, ConversationPaused, Event, SlotSet
+from rasa.shared.core.events import ActiveLoop, ConversationPaused, Event, SessionStarted, SlotSet
 from rasa.shared.core.slots import Slot
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from bot.settings import number_from_env
+from crm_adapter.config import use_wal_journal
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ _INDEXES = (
 
 
 WINDOW_ENV = "KEFU_SESSION_WINDOW_EVENTS"
-DEFAULT_WINDOW = 300
+DEFAULT_WINDOW = 100
 # Set on trackers this store loaded: how many of their events are stored.
 _STORED = "_kefu_stored_events"
 
@@ -76,14 +78,29 @@ def windowed_session(sender_id: str, events: List[Dict[str, Any]], slots: Iterab
     kept turn is whole and its first state has the previous action Rasa's
     rules look at.  Returned unchanged when it is short or holds no such cut.
     """
+    folded = fold_session(sender_id, events, slots, window, fixed=0)
+    return events if folded is None else folded[0] + events[folded[1]:]
+
+
+def fold_session(sender_id: str, events: List[Dict[str, Any]], slots: Iterable[Slot], window: int,
+                 fixed: int) -> Optional[tuple[List[Dict[str, Any]], int]]:
+    """Where to cut ``events`` and what stands for the part before the cut.
+
+    Returns ``(prefix, cut)``: the session's start plus the state of
+    ``events[:cut]`` as events, to be followed by ``events[cut:]``; None when
+    no cut is needed or possible.  The first ``fixed`` events are an earlier
+    prefix (already folded), so the cut falls after them.
+    """
     if window <= 0 or len(events) <= window:
-        return events
-    cut = next((i for i in range(len(events) - window, len(events))
-                if events[i].get("event") == "user" and i > 0
+        return None
+    cut = next((i for i in range(max(len(events) - window, fixed + 1), len(events))
+                if events[i].get("event") == "user"
                 and events[i - 1].get("event") == "action" and events[i - 1].get("name") == "action_listen"), None)
     if cut is None:
-        return events
+        return None
     cut -= 1  # keep the action_listen
+    if cut <= fixed:
+        return None
     starts = [i for i in range(cut) if events[i].get("event") == "session_started"]
     head = events[:starts[-1] + 1] if starts else []
     before = DialogueStateTracker.from_dict(sender_id, events[:cut], slots)
@@ -94,7 +111,19 @@ def windowed_session(sender_id: str, events: List[Dict[str, Any]], slots: Iterab
         state.append(ActiveLoop(before.active_loop_name, timestamp=at))
     if before.is_paused():
         state.append(ConversationPaused(timestamp=at))
-    return head + [event.as_dict() for event in state] + events[cut:]
+    return head + [event.as_dict() for event in state], cut
+
+
+class _Folded(NamedTuple):
+    """A sender's session, folded up to a stored row: reused by the next turn."""
+
+    session_start: Optional[float]  # the session's `session_started` timestamp
+    upto_id: int  # the last stored row the prefix stands for
+    prefix: List[Dict[str, Any]]  # the session's start and the state those rows left
+
+
+# Senders whose folded session a server remembers (a few kB each).
+FOLD_CACHE_SIZE = 5000
 
 
 class IndexedSQLTrackerStore(SQLTrackerStore):
@@ -103,25 +132,72 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         ensure_event_indexes(self.engine, self.SQLEvent.__table__)
+        use_wal_journal(self.engine)
+        self._folded: "OrderedDict[str, _Folded]" = OrderedDict()
 
     async def _retrieve(
         self, sender_id: str, fetch_events_from_all_sessions: bool
     ) -> Optional[DialogueStateTracker]:
         """The stock query and result, without an ORM object per event."""
-        with self.session_scope() as session:
-            rows = (
-                self._event_query(session, sender_id, fetch_events_from_all_sessions)
-                .with_entities(self.SQLEvent.data)
-                .all()
-            )
-        events = [json.loads(data) for (data,) in rows]
-        if not (self.domain and events):
-            return None
-        if not fetch_events_from_all_sessions:
-            events = windowed_session(sender_id, events, self.domain.slots, session_window())
+        if fetch_events_from_all_sessions or not self.domain or session_window() <= 0:
+            with self.session_scope() as session:
+                rows = (
+                    self._event_query(session, sender_id, fetch_events_from_all_sessions)
+                    .with_entities(self.SQLEvent.data)
+                    .all()
+                )
+            events = [json.loads(data) for (data,) in rows]
+            if not (self.domain and events):
+                return None
+        else:
+            events = self._current_session_windowed(sender_id)
+            if not events:
+                return None
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
         setattr(tracker, _STORED, len(tracker.events))
         return tracker
+
+    def _current_session_windowed(self, sender_id: str) -> List[Dict[str, Any]]:
+        """The current session as `windowed_session` gives it, reading only what is new.
+
+        Events are only ever appended, so the state a session's older rows
+        left does not change: the fold made for one turn (`_Folded`) serves
+        the next, which reads just the rows stored after it and replays at
+        most a window's worth to move the cut on.  Without this, every turn
+        read, decoded and replayed the whole session (~4 kB of peak memory and
+        a quarter of the process's time per message on long sessions;
+        BENCHMARKS.md).  The fold is used only while the same session is the
+        current one.
+        """
+        table = self.SQLEvent.__table__
+        with self.session_scope() as session:
+            session_start = session.execute(
+                sa.select(sa.func.max(table.c.timestamp)).where(
+                    table.c.sender_id == sender_id, table.c.type_name == SessionStarted.type_name)
+            ).scalar()
+            query = sa.select(table.c.id, table.c.data).where(table.c.sender_id == sender_id)
+            if session_start is not None:
+                query = query.where(table.c.timestamp >= session_start)
+            folded = self._folded.get(sender_id)
+            rows = []
+            if folded is not None and folded.session_start == session_start:
+                rows = session.execute(query.where(table.c.id > folded.upto_id).order_by(table.c.id)).all()
+            if rows:
+                prefix = folded.prefix
+                self._folded.move_to_end(sender_id)
+            else:
+                prefix = []
+                rows = session.execute(query.order_by(table.c.id)).all()
+        events = prefix + [json.loads(data) for _, data in rows]
+        fold = fold_session(sender_id, events, self.domain.slots, session_window(), fixed=len(prefix))
+        if fold is None:
+            return events
+        new_prefix, cut = fold
+        self._folded[sender_id] = _Folded(session_start, rows[cut - len(prefix) - 1][0], new_prefix)
+        self._folded.move_to_end(sender_id)
+        while len(self._folded) > FOLD_CACHE_SIZE:
+            self._folded.popitem(last=False)
+        return new_prefix + events[cut:]
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the events not yet stored, then publish exactly those."""
@@ -129,11 +205,16 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
         with self.session_scope() as session:
             new_events: List[Event] = (list(self._additional_events(session, tracker)) if stored is None
                                        else list(itertools.islice(tracker.events, stored, None)))
-            session.add_all([self._row(tracker.sender_id, event) for event in new_events])
-            session.commit()
+            serialised = [(event, event.as_dict()) for event in new_events]
+            if serialised:
+                # One executemany of plain rows: the ORM's unit of work built an
+                # object per event only to insert it (BENCHMARKS.md, REST).
+                session.execute(self.SQLEvent.__table__.insert(),
+                                [self._row(tracker.sender_id, event, data) for event, data in serialised])
+                session.commit()
         setattr(tracker, _STORED, len(tracker.events))
-        if self.event_broker is not None and new_events:
-            bodies = [{"sender_id": tracker.sender_id, **event.as_dict()} for event in new_events]
+        if self.event_broker is not None and serialised:
+            bodies = [{"sender_id": tracker.sender_id, **data} for _, data in serialised]
             publish_many = getattr(self.event_broker, "publish_many", None)
             if publish_many is not None:
                 publish_many(bodies)
@@ -141,17 +222,17 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
                 for body in bodies:
                     self.event_broker.publish(body)
 
-    def _row(self, sender_id: str, event: Event) -> Any:
-        """The stock row for one event (same columns as SQLTrackerStore.save)."""
-        data: Dict[str, Any] = event.as_dict()
-        return self.SQLEvent(
-            sender_id=sender_id,
-            type_name=event.type_name,
-            timestamp=data.get("timestamp"),
-            intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
-            action_name=data.get("name"),
-            data=json.dumps(data),
-        )
+    @staticmethod
+    def _row(sender_id: str, event: Event, data: Dict[str, Any]) -> Dict[str, Any]:
+        """The stock row's columns for one event (same as SQLTrackerStore.save)."""
+        return {
+            "sender_id": sender_id,
+            "type_name": event.type_name,
+            "timestamp": data.get("timestamp"),
+            "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+            "action_name": data.get("name"),
+            "data": json.dumps(data),
+        }
 
 
 def ensure_event_indexes(engine: sa.engine.Engine, table: sa.Table) -> None:

@@ -183,6 +183,28 @@ def _install_sqlite_events(engine: Engine, file_path: Optional[str] = None) -> N
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def use_wal_journal(engine: Engine) -> None:
+    """Put a SQLite engine's file in WAL mode once; no-op for other databases.
+
+    For engines this module did not create (Rasa's tracker store and event
+    broker): WAL is a property of the file, so one switch at start-up holds for
+    every later connection.  A commit then syncs the log once instead of the
+    rollback journal's several syncs, and the desk's readers stop blocking
+    the writer.
+    """
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            _switch_to_wal(cursor, SQLITE_BUSY_TIMEOUT_S)
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+
+
 def _switch_to_wal(cursor: Any, timeout_s: float) -> None:
     """Put the database file in WAL mode (it stays so), waiting out other connections.
 

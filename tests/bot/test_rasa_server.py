@@ -22,6 +22,19 @@ RESPONSES: list[Any] = [
     {"responses": "not a list"},
     {"responses": [1, 2]},
     [],                                            # not an object at all
+    {"events": [{"event": "user", "text": "我的快递到哪了",
+                 "parse_data": {"intent": {"name": "query_order", "confidence": 0.98},
+                                "entities": [{"entity": "order_id", "value": "260101000001",
+                                              "start": 0, "end": 12}]}},
+                {"event": "bot", "text": "好的", "data": {}, "metadata": {}},
+                {"event": "action", "name": "action_listen", "policy": None, "confidence": 1.0},
+                {"event": "session_started", "timestamp": 1.5}]},
+    {"events": [{"event": "user", "text": 12}]},                      # wrong type inside a branch
+    {"events": [{"event": "user", "parse_data": {"entities": [{"entity": "x"}]}}]},  # entity without value
+    {"events": [{"event": "slot", "name": "verified"}]},              # a branch's required key missing
+    {"events": [{"event": ["slot"], "name": "verified", "value": 1}]},  # type name not a string
+    {"events": [{"event": "slot", "name": "a", "value": 1}, {"event": "bot", "timestamp": "noon"}]},
+    {"events": [{"event": "active_loop", "name": "complaint_form"}], "responses": [{"text": "好"}]},
 ]
 
 
@@ -42,6 +55,13 @@ def test_action_result_validation_matches_stock(result: Any) -> None:
         with pytest.raises(jsonschema.ValidationError) as caught:
             rasa_server.validate_action_result(action, result)
         assert "Failed to validate Action server response" in caught.value.message
+
+
+@pytest.mark.parametrize("result", RESPONSES)
+def test_the_fast_path_accepts_only_what_stock_accepts_and_takes_every_valid_response(result: Any) -> None:
+    # Every valid response here is decided by the per-event-type check alone, so
+    # the full oneOf is only ever walked for invalid ones (to word the error).
+    assert rasa_server._quickly_valid(result) is _stock_accepts(result)
 
 
 def test_both_outcomes_are_covered() -> None:
