@@ -89,6 +89,19 @@ def test_faq_response_selection(parsed) -> None:
     assert right / len(faq) >= INTENT_ACCURACY_FLOOR[name] - 0.05
 
 
+def test_the_faq_answer_is_chosen_for_faq_messages_only(parsed) -> None:
+    """bot/nlu/faq_selector.py: the selector runs for messages classified `faq`, and only for them."""
+    _, parsed = parsed
+    for _, p in parsed:
+        selector = p.get("response_selector") or {}
+        assert selector.get("all_retrieval_intents") == ["faq"]
+        chosen = (selector.get("faq") or {}).get("response", {}).get("intent_response_key")
+        if p["intent"]["name"] == "faq":
+            assert chosen and chosen.startswith("faq/"), p["text"]
+        elif p["intent"]["name"] != "nlu_fallback":  # the fallback comes after the selector
+            assert chosen is None, p["text"]
+
+
 def test_entity_f1_floor(parsed) -> None:
     """Entities compared by type and surface text after normalisation, since
     the parser reports offsets into the normalised text."""

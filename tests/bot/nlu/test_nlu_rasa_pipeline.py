@@ -119,14 +119,15 @@ def test_documented_pipeline_is_the_required_one() -> None:
     assert names == [
         "bot.nlu.normalizer.ChineseNormalizer", "JiebaTokenizer", "SpacyNLP", "RegexFeaturizer",
         "LexicalSyntacticFeaturizer", "CountVectorsFeaturizer", "CountVectorsFeaturizer",
-        "DIETClassifier", "CRFEntityExtractor", "EntitySynonymMapper", "ResponseSelector", "RegexEntityExtractor",
+        "DIETClassifier", "CRFEntityExtractor", "EntitySynonymMapper",
+        "bot.nlu.faq_selector.RetrievalIntentResponseSelector", "RegexEntityExtractor",
         "SpacyEntityExtractor", "FallbackClassifier"]
     by_name = {c["name"]: c for c in documented_config()["pipeline"]}
     assert by_name["JiebaTokenizer"]["dictionary_path"] == "data/jieba"
     assert by_name["SpacyNLP"]["model"] == "models/spacy_zh"
     assert by_name["bot.nlu.normalizer.ChineseNormalizer"]["jieba_terms_from"] == "models/spacy_zh"
     assert by_name["SpacyEntityExtractor"]["dimensions"] == ["product", "category", "city"]
-    assert by_name["ResponseSelector"]["retrieval_intent"] == "faq"
+    assert by_name["bot.nlu.faq_selector.RetrievalIntentResponseSelector"]["retrieval_intent"] == "faq"
     assert by_name["DIETClassifier"]["entity_recognition"] is False  # the CRF extracts entities
     assert by_name["CRFEntityExtractor"]["split_entities_by_comma"] is False
     assert {"threshold", "ambiguity_threshold"} <= set(by_name["FallbackClassifier"])
