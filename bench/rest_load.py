@@ -1,7 +1,7 @@
 """REST round trips that run CRM-backed actions: throughput and latency with
 N concurrent conversations, and flat latency for long-lived conversations.
 
-    python -m bench.rest_load [--concurrency 10] [--rounds 20]
+    python -m bench.rest_load [--concurrency 10] [--rounds 20] [--rates 5,10,15]
     python -m bench.rest_load --url http://127.0.0.1:PORT --crm-url URL   (a running deployment)
 """
 from __future__ import annotations
@@ -89,6 +89,65 @@ def load_url(url: str, crm, concurrency: int, rounds: int) -> dict:
     }
 
 
+def open_loop(url: str, crm, conversations: int, rate: float, messages_each: int, seed: int = 7) -> dict:
+    """Customers who write at their own pace: capacity at a latency, not at saturation.
+
+    The closed-loop `load_url` sends each customer's next message the moment
+    the previous answer arrives, so it measures the server saturated; its
+    latency is mostly queueing (by Little's law, 10 such customers at 10
+    msg/s wait ~1 s each whatever the server does).  Here messages arrive at
+    `rate` per second in all (a Poisson process split over `conversations`
+    customers), whether or not the server is keeping up.  A customer still
+    waits for an answer before sending again, and latency is counted from when
+    the message was *due*, so a backlog shows in the figures instead of
+    slowing the generator down (no coordinated omission).
+    """
+    import random
+
+    senders = []
+    for i in range(conversations):
+        sender = f"bench-open-{uuid.uuid4().hex[:8]}"
+        crm.bind_identity("rest", sender, 1 + i % 2, f"bench-bind:{sender}")
+        senders.append(sender)
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.5
+
+    def customer(index: int, sender: str) -> None:
+        nonlocal errors
+        session = requests.Session()
+        draw = random.Random(seed * 1000 + index)
+        due = start
+        for k in range(messages_each):
+            due += draw.expovariate(rate / conversations)
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                session.post(url, json={"sender": sender, "message": SCRIPT[k % len(SCRIPT)]},
+                             timeout=60).raise_for_status()
+                with lock:
+                    latencies.append((time.perf_counter() - due) * 1000)
+            except requests.RequestException:
+                with lock:
+                    errors += 1
+
+    threads = [threading.Thread(target=customer, args=(i, s)) for i, s in enumerate(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    return {
+        "conversations": conversations, "offered_per_second": rate, "messages": len(latencies),
+        "errors": errors, "messages_per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+    }
+
+
 def long_conversation(stack, history: int, probes: int) -> dict:
     """A returning customer with `history` messages in earlier sessions vs a new one."""
     s = stack.settings
@@ -128,6 +187,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("var/bench/rest_load.json"))
     parser.add_argument("--url", help="base URL of a running deployment (no stack is started)")
     parser.add_argument("--crm-url", help="that deployment's CRM database (to bind the bench senders)")
+    parser.add_argument("--rates", default="5,10,15,20",
+                        help="then offer these total rates (msg/s, comma-separated; \"\" for none) open-loop, "
+                             "--concurrency customers, 60 messages each")
     args = parser.parse_args()
     if args.url:
         from crm_adapter import CRM
@@ -136,8 +198,10 @@ def main() -> int:
             parser.error("--url needs --crm-url")
         crm = CRM(args.crm_url)
         try:
-            results = {"load": load_url(f"{args.url.rstrip('/')}/webhooks/rest/webhook", crm,
-                                        args.concurrency, args.rounds)}
+            url = f"{args.url.rstrip('/')}/webhooks/rest/webhook"
+            results = {"load": load_url(url, crm, args.concurrency, args.rounds),
+                       "open_loop": [open_loop(url, crm, args.concurrency, float(rate), messages_each=60)
+                                     for rate in args.rates.split(",") if rate.strip()]}
         finally:
             crm.dispose()
         print(json.dumps(results, ensure_ascii=False, indent=2))
@@ -145,6 +209,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp)) as (stack, crm):
         results = {"load": load(stack, crm, args.concurrency, args.rounds),
                    "long_conversation": long_conversation(stack, args.history, probes=30)}
+        url = f"{stack.settings.rasa_url}/webhooks/rest/webhook"
+        results["open_loop"] = [open_loop(url, crm, args.concurrency, float(rate), messages_each=60)
+                                for rate in args.rates.split(",") if rate.strip()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2))
     print(json.dumps(results, ensure_ascii=False, indent=2))
