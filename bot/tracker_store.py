@@ -24,8 +24,8 @@ growing, and every turn loads, featurises (rule and memoization policies)
 and serialises (each action call) the whole of it: the Rasa process's peak
 memory and each turn's time grew with the longest session (~31 kB and a few
 ms per message of it; BENCHMARKS.md, "Soak", run 6).  When the current
-session holds more than ``KEFU_SESSION_WINDOW_EVENTS`` events (default 100,
-about 13 turns; 0 = off) the tracker handed to Rasa is: the session's start,
+session holds more than ``KEFU_SESSION_WINDOW_EVENTS`` events (default 60,
+about 8 turns; 0 = off) the tracker handed to Rasa is: the session's start,
 the state the older part left (its slots, active form, pause) as
 SlotSet/ActiveLoop/ConversationPaused events, and the newest whole turns.
 Nothing is deleted: the database keeps every event, the desk and exports
@@ -59,7 +59,7 @@ _INDEXES = (
 
 
 WINDOW_ENV = "KEFU_SESSION_WINDOW_EVENTS"
-DEFAULT_WINDOW = 100
+DEFAULT_WINDOW = 60
 # Set on trackers this store loaded: how many of their events are stored.
 _STORED = "_kefu_stored_events"
 
