@@ -21,6 +21,17 @@ website needs on top:
   and not Rasa's "any origin" workaround.
 * **Rate limit per session** (bot.ratelimit): a session over it reads
   "您发送得太快了，请稍后再试" and the model is not run.
+* **A message is delivered once, even over a bad connection.**  The widget
+  gives each message an id (``message_id``) and keeps it until the server
+  acknowledges it, which happens once the turn is processed and stored.  A
+  socket that drops before that re-sends it after reconnecting.  A message
+  id already stored is not processed again: its stored answer is sent to the
+  re-sending socket, marked ``replay_of``, and a re-send that arrives while the
+  first is still being processed waits for it.  Every answer carries the id
+  it answers (``in_reply_to``), so the widget shows a replayed answer only
+  when it never got the original.  The id also reaches the actions, whose CRM
+  writes are keyed by it (actions/common.py).  Without an id (older widgets,
+  other clients) a message is processed as before.
 * **Bad input is not an exception**: non-dict payloads, malformed session
   ids and metadata are ignored or cleaned; the bot itself answers empty or
   odd text (bot.nlu.normalizer).
@@ -30,6 +41,7 @@ the website by one name.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -44,6 +56,7 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
 from bot.channels import web_token
+from bot.channels.rest import MESSAGE_ID, stored_answer
 from bot.ratelimit import RateLimiter, limit_messages, shared_message_limiter
 
 logger = logging.getLogger(__name__)
@@ -60,9 +73,21 @@ MAX_PACKET_BYTES = 64 * 1024
 
 
 class WebChatOutput(SocketIOOutput):
+    def __init__(self, sio: AsyncServer, bot_message_evt: Text, in_reply_to: Optional[str] = None,
+                 replay: bool = False) -> None:
+        super().__init__(sio, bot_message_evt)
+        self.in_reply_to = in_reply_to
+        self.replay = replay
+
     @classmethod
     def name(cls) -> Text:
         return CHANNEL_NAME
+
+    async def _send_message(self, socket_id: Text, response: Any) -> None:
+        """As Rasa's, naming the customer message this answers (see the module docstring)."""
+        if self.in_reply_to and isinstance(response, dict):
+            response = {**response, ("replay_of" if self.replay else "in_reply_to"): self.in_reply_to}
+        await super()._send_message(socket_id, response)
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         """As Rasa's, plus the agent's display name on a desk agent's reply
@@ -156,6 +181,10 @@ class WebChatInput(SocketIOInput):
     def valid_session_id(value: Any) -> Optional[str]:
         return value if isinstance(value, str) and SESSION_ID_RE.match(value) else None
 
+    @staticmethod
+    def valid_message_id(value: Any) -> Optional[str]:
+        return value if isinstance(value, str) and MESSAGE_ID.match(value) else None
+
     # --- the socket.io server --------------------------------------------------
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -164,6 +193,26 @@ class WebChatInput(SocketIOInput):
                           max_http_buffer_size=MAX_PACKET_BYTES)
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "web_webhook", __name__)
         self.sio = sio
+        # (session id, message id) of the messages this process is processing now.
+        in_flight: Dict[tuple[str, str], "asyncio.Future[None]"] = {}
+
+        async def replayed(sid: str, sender_id: str, message_id: str) -> bool:
+            """Send the stored answer of an already processed message to `sid`; False if not stored."""
+            running = in_flight.get((sender_id, message_id))
+            if running is not None:
+                await asyncio.shield(running)
+            agent = next((app.ctx.agent for app in socketio_webhook.apps), None)
+            if agent is None:
+                return False
+            answer = await stored_answer(agent, sender_id, message_id)
+            if answer is None:
+                return False
+            output = WebChatOutput(sio, self.bot_message_evt, in_reply_to=message_id, replay=True)
+            for reply in answer:
+                reply.pop("recipient_id", None)
+                await output.send_response(sid, reply)
+            logger.info("website socket %s re-sent a message already answered; answer replayed", sid)
+            return True
 
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -189,27 +238,45 @@ class WebChatInput(SocketIOInput):
             await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
-        async def handle_message(sid: Text, data: Any = None) -> None:
+        async def handle_message(sid: Text, data: Any = None) -> Optional[Dict[str, Any]]:
+            """Process one message; the return value is the socket.io acknowledgement."""
             if not isinstance(data, dict):
                 logger.info("website socket %s sent a message that is not an object; ignored", sid)
-                return
+                return None
             if self.session_persistence:
                 sender_id = self.valid_session_id(data.get("session_id"))
                 if sender_id is None:
                     logger.info("website socket %s sent a message without a valid session id; ignored", sid)
-                    return
+                    return None
                 # A socket that reconnected without a new session_request still gets its replies.
                 await sio.enter_room(sid, sender_id, namespace=self.namespace)
             else:
                 sender_id = sid
+            message_id = self.valid_message_id(data.get("message_id"))
+            if data.get("message_id") is not None and message_id is None:
+                logger.info("website socket %s sent a malformed message id; processed without it", sid)
+            if message_id and await replayed(sid, sender_id, message_id):
+                return {"message_id": message_id, "status": "replayed"}
             text = data.get("message")
             message = UserMessage(
                 text if isinstance(text, str) else "",
-                WebChatOutput(sio, self.bot_message_evt),
+                WebChatOutput(sio, self.bot_message_evt, in_reply_to=message_id),
                 sender_id,
                 input_channel=self.name(),
                 metadata=self.trusted_metadata(data.get(self.metadata_key), sid),
+                message_id=message_id,
             )
-            await on_new_message(message)
+            if not message_id:
+                await on_new_message(message)
+                return None
+            done: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
+            in_flight[(sender_id, message_id)] = done
+            try:
+                await on_new_message(message)
+            finally:
+                del in_flight[(sender_id, message_id)]
+                done.set_result(None)
+            return {"message_id": message_id, "status": "processed"}
 
         return socketio_webhook
+

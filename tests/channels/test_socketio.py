@@ -148,6 +148,70 @@ def test_reconnect_with_the_same_session_keeps_the_conversation(web_stack: Stack
         assert texts[0] == "我的订单到哪了" and texts[-1] == "我的订单到哪了" and len(texts) == 4
 
 
+# --- delivery once, over a bad connection (message ids) --------------------------
+
+def _message(peer: WebPeer, text: str, message_id: object) -> dict:
+    return {"message": text, "session_id": peer.session_id, "customData": {}, "message_id": message_id}
+
+
+def test_a_message_re_sent_after_it_was_answered_gets_the_stored_answer_not_a_second_turn(
+        web_stack: Stack) -> None:
+    with WebPeer(web_stack).open() as peer:
+        data = _message(peer, "满多少包邮", "web-m-0001")
+        assert peer.client.call("user_uttered", data, timeout=60) == {"message_id": "web-m-0001",
+                                                                     "status": "processed"}
+        first = peer.drain()
+        assert "99" in text_of(first) and all(m.get("in_reply_to") == "web-m-0001" for m in first)
+        assert peer.client.call("user_uttered", data, timeout=60) == {"message_id": "web-m-0001",
+                                                                     "status": "replayed"}
+        again = peer.drain()
+        assert text_of(again) == text_of(first)
+        assert all(m.get("replay_of") == "web-m-0001" and "in_reply_to" not in m for m in again)
+        users = peer.user_events()
+        assert [(e["text"], e["message_id"]) for e in users] == [("满多少包邮", "web-m-0001")]
+
+
+def test_a_message_sent_just_before_the_socket_dropped_is_answered_once_after_reconnecting(
+        web_stack: Stack) -> None:
+    with WebPeer(web_stack).open() as first:
+        session = first.session_id
+        first.emit_raw(_message(first, "我的订单到哪了", "web-m-0002"))
+    # The page comes back on a new socket and re-sends what was never acknowledged.
+    with WebPeer(web_stack).open(session_id=session) as again:
+        ack = again.client.call("user_uttered", _message(again, "我的订单到哪了", "web-m-0002"), timeout=90)
+        assert ack["message_id"] == "web-m-0002" and ack["status"] in ("processed", "replayed")
+        replies = again.drain(quiet=1.0)
+        assert ORDER_PROMPT in text_of(replies)
+        assert [e["text"] for e in again.user_events()] == ["我的订单到哪了"]
+
+
+def test_a_re_send_while_the_first_is_processed_waits_for_it_and_is_not_processed_twice(
+        web_stack: Stack) -> None:
+    with WebPeer(web_stack).open() as peer:
+        acks: list[dict] = []
+        data = _message(peer, "有什么推荐的吗", "web-m-0003")
+        peer.client.emit("user_uttered", data, callback=acks.append)
+        peer.client.emit("user_uttered", data, callback=acks.append)
+        deadline = time.monotonic() + 90
+        while len(acks) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sorted(a["status"] for a in acks) == ["processed", "replayed"]
+        replies = peer.drain(quiet=1.0)
+        answered = [m for m in replies if m.get("in_reply_to") == "web-m-0003"]
+        replayed = [m for m in replies if m.get("replay_of") == "web-m-0003"]
+        assert answered and text_of(replayed) == text_of(answered)
+        assert [e["text"] for e in peer.user_events()] == ["有什么推荐的吗"]
+
+
+@pytest.mark.parametrize("bad_id", ["<script>alert(1)</script>", "x" * 500, 12345, ""])
+def test_a_malformed_message_id_is_ignored_and_the_message_still_answered(web_stack: Stack, bad_id: object) -> None:
+    with WebPeer(web_stack).open() as peer:
+        assert peer.client.call("user_uttered", _message(peer, "满多少包邮", bad_id), timeout=60) is None
+        peer.wait_turn(1, 60)
+        replies = peer.drain()
+        assert "99" in text_of(replies) and not any("in_reply_to" in m for m in replies)
+
+
 def test_second_tab_of_the_same_session_receives_the_replies(web_stack: Stack) -> None:
     with WebPeer(web_stack).open() as tab1, WebPeer(web_stack) as tab2:
         tab2.open(session_id=tab1.session_id)

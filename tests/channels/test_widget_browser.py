@@ -136,3 +136,28 @@ def test_reconnects_after_the_connection_drops(web_stack: Stack, browser_factory
     expect_reply(page, "99")
     assert any(u.startswith("ws://127.0.0.1") for u in browser.seen)  # websocket, not polling
     browser.assert_local_only()
+
+
+def test_a_message_whose_connection_dropped_before_the_answer_is_answered_once(web_stack: Stack,
+                                                                                browser_factory) -> None:
+    browser = browser_factory()
+    page = browser.page()
+    page.goto(f"{web_stack.settings.web_url}/widget/")
+    expect(page.locator(".kefu-dot")).to_have_attribute("title", "在线", timeout=30_000)
+    # The message goes out and, in the same instant, the connection drops: the bot's
+    # answer has nowhere to go and the acknowledgement never comes.
+    page.evaluate("""() => {
+        window.kefuWidget.send("满多少包邮", "满多少包邮");
+        window.kefuWidget.socket.io.engine.close();
+    }""")
+    expect(page.locator(".kefu-dot")).to_have_attribute("title", "在线", timeout=30_000)
+    expect_reply(page, "99")
+    page.wait_for_timeout(2_000)  # a second copy of the answer would have arrived by now
+    bubbles = page.locator(".kefu-bot .kefu-bubble").all_inner_texts()
+    assert sum("99" in text for text in bubbles) == 1, bubbles
+    assert page.evaluate("() => window.kefuWidget.unacked.length + window.kefuWidget.outbox.length") == 0
+    s = web_stack.settings
+    tracker = requests.get(f"{s.rasa_url}/conversations/{session_id(page)}/tracker",
+                           params={"token": s.rasa_token}, timeout=30).json()
+    assert [e["text"] for e in tracker["events"] if e.get("event") == "user"] == ["满多少包邮"]
+    browser.assert_local_only()

@@ -13,6 +13,15 @@
  * verifies the token), so a different login on the same browser never sees
  * someone else's chat.  Every piece of bot text is inserted as text, never
  * as HTML.
+ *
+ * Each message carries an id and stays queued until the server acknowledges
+ * it (once the bot has processed and stored it).  If the connection drops
+ * first, it is sent again after reconnecting; the server answers an id it
+ * already processed from its store (marked `replay_of`), and an answer is
+ * shown only if the original (`in_reply_to`) never arrived.  So a message is
+ * neither lost nor answered twice on a bad connection (bot/channels/web.py).
+ * Queued messages live in memory: a reload before the acknowledgement loses
+ * them.
  */
 (function (global) {
   "use strict";
@@ -73,7 +82,9 @@
     this.sessionKey = o.storagePrefix + "session." + tokenSubject(this.currentToken());
     this.sessionId = this.store ? this.store.getItem(this.sessionKey) : null;
     this.confirmed = false;
-    this.outbox = [];
+    this.outbox = [];       // {id, payload} not yet sent on this connection
+    this.unacked = [];      // sent, not yet acknowledged by the server
+    this.answered = [];     // ids of our messages whose answer arrived (newest last)
     this.history = this.loadHistory();
     this.imageOrigins = o.imageOrigins || [global.location.origin, originOf(o.socketUrl)];
     this.build();
@@ -308,6 +319,9 @@
     socket.on("bot_uttered", function (message) { self.receive(message); });
     socket.on("disconnect", function () {
       self.confirmed = false;
+      // Whatever was not acknowledged goes out again, first, after reconnecting.
+      self.outbox = self.unacked.concat(self.outbox);
+      self.unacked = [];
       self.setOnline(false, "连接已断开，正在重新连接…");
     });
     socket.on("connect_error", function () {
@@ -321,23 +335,39 @@
   /* Send a message: `payload` goes to the bot, `shown` is what the customer sees. */
   Widget.prototype.send = function (payload, shown) {
     this.add({from: "user", text: shown});
-    this.outbox.push(payload);
+    this.outbox.push({id: newMessageId(), payload: payload});
     this.setTyping(true);
     this.flush();
   };
 
   Widget.prototype.flush = function () {
+    var self = this;
     if (!this.socket || !this.confirmed) return;  // sent after session_confirm
     while (this.outbox.length) {
+      var entry = this.outbox.shift();
       var token = this.currentToken();
-      var data = {message: this.outbox.shift(), session_id: this.sessionId, customData: {}};
+      var data = {message: entry.payload, session_id: this.sessionId, message_id: entry.id, customData: {}};
       if (token) data.customData.token = token;
-      this.socket.emit("user_uttered", data);
+      this.unacked.push(entry);
+      this.socket.emit("user_uttered", data, function () { self.acknowledged(entry.id); });
     }
+  };
+
+  Widget.prototype.acknowledged = function (id) {
+    this.unacked = this.unacked.filter(function (entry) { return entry.id !== id; });
   };
 
   Widget.prototype.receive = function (message) {
     if (!message || typeof message !== "object") return;
+    if (typeof message.replay_of === "string") {
+      // The stored answer to a message we sent again: only if the original never came.
+      if (this.answered.indexOf(message.replay_of) >= 0 && !this.replaying(message.replay_of)) return;
+      this.replayingId = message.replay_of;
+      this.markAnswered(message.replay_of);
+    } else if (typeof message.in_reply_to === "string") {
+      this.replayingId = null;
+      this.markAnswered(message.in_reply_to);
+    }
     this.setTyping(false);
     var entry = {from: "bot"};
     if (typeof message.text === "string") entry.text = message.text;
@@ -356,8 +386,23 @@
     this.add(entry);
   };
 
+  /* A replay answer has several parts: once its first part is shown, show the rest. */
+  Widget.prototype.replaying = function (id) { return this.replayingId === id; };
+
+  Widget.prototype.markAnswered = function (id) {
+    if (this.answered.indexOf(id) < 0) this.answered.push(id);
+    if (this.answered.length > 100) this.answered.shift();
+  };
+
+  function newMessageId() {
+    var bytes = new Uint8Array(12);
+    if (global.crypto && global.crypto.getRandomValues) global.crypto.getRandomValues(bytes);
+    else for (var i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+    return "w-" + Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
   global.KefuWidget = {
     mount: function (options) { return new Widget(options); },
-    version: "1.0.0"
+    version: "1.1.0"
   };
 })(window);
