@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable
 
 from rasa.core.brokers.sql import SQLEventBroker
 
-from crm_adapter.config import use_wal_journal
+from bot.tracker_store import use_pooled_sqlite
 
 
 class BatchSQLEventBroker(SQLEventBroker):
@@ -22,7 +22,7 @@ class BatchSQLEventBroker(SQLEventBroker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        use_wal_journal(self.engine)
+        use_pooled_sqlite(self)
 
     def publish_many(self, events: Iterable[Dict[str, Any]]) -> None:
         rows = [{"sender_id": e.get("sender_id"), "data": json.dumps(e)} for e in events]

@@ -183,26 +183,19 @@ def _install_sqlite_events(engine: Engine, file_path: Optional[str] = None) -> N
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def use_wal_journal(engine: Engine) -> None:
-    """Put a SQLite engine's file in WAL mode once; no-op for other databases.
+def pooled_sqlite_engine(engine: Engine) -> Engine:
+    """`make_engine`'s engine for a SQLite file engine created elsewhere; others unchanged.
 
-    For engines this module did not create (Rasa's tracker store and event
-    broker): WAL is a property of the file, so one switch at start-up holds for
-    every later connection.  A commit then syncs the log once instead of the
-    rollback journal's several syncs, and the desk's readers stop blocking
-    the writer.
+    For Rasa's tracker store and event broker, which create plain engines:
+    SQLAlchemy 1.4 opens and closes a SQLite connection per session there,
+    and in WAL mode closing the last connection checkpoints the log into the
+    database and deletes it, so every saved turn paid a checkpoint.  The
+    replacement keeps connections (and the WAL journal, busy timeout and
+    BEGIN handling above).  The caller disposes of the old engine.
     """
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
-        return
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        try:
-            _switch_to_wal(cursor, SQLITE_BUSY_TIMEOUT_S)
-        finally:
-            cursor.close()
-    finally:
-        raw.close()
+        return engine
+    return make_engine(engine.url.render_as_string(hide_password=False))
 
 
 def _switch_to_wal(cursor: Any, timeout_s: float) -> None:

@@ -200,13 +200,19 @@ def test_rows_are_column_for_column_what_the_stock_store_writes(tmp_path: Path) 
     assert written["ours"] == written["stock"]
 
 
-def test_the_tracker_and_event_files_use_the_wal_journal(tmp_path: Path) -> None:
-    # One sync per commit instead of the rollback journal's several, and the
-    # desk reading events never blocks the Rasa server writing them.
-    BatchSQLEventBroker(db=str(tmp_path / "events.sqlite3"))
-    IndexedSQLTrackerStore(DOMAIN, db=str(tmp_path / "tracker.sqlite3"))
+def test_the_tracker_and_event_files_use_the_wal_journal_on_kept_connections(tmp_path: Path) -> None:
+    # One sync per commit instead of the rollback journal's several, the desk
+    # reading events never blocks the Rasa server writing them, and no saved
+    # turn pays a checkpoint for closing the last connection (the log stays).
+    broker = BatchSQLEventBroker(db=str(tmp_path / "events.sqlite3"))
+    store = IndexedSQLTrackerStore(DOMAIN, db=str(tmp_path / "tracker.sqlite3"), event_broker=broker)
+    tracker = DialogueStateTracker("wx-wal", DOMAIN.slots)
+    tracker.update_with_events([ActionExecuted("action_listen"), UserUttered("你好", {"name": "greet"})], DOMAIN)
+    asyncio.run(store.save(tracker))
     for name in ("events", "tracker"):
         assert _rows(tmp_path / f"{name}.sqlite3", "PRAGMA journal_mode") == [("wal",)]
+        assert (tmp_path / f"{name}.sqlite3-wal").exists()
+    assert asyncio.run(store.retrieve("wx-wal")).latest_message.text == "你好"
 
 
 def test_turn_after_turn_a_long_session_keeps_its_state_and_reads_only_new_rows(tmp_path: Path,
