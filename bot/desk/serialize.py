@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,16 @@ def canned(c: CannedReply) -> dict[str, str]:
 
 
 def dumps(value: Any) -> str:
-    """JSON with <, > and & escaped, so no browser could ever read customer text in it as markup."""
-    return (json.dumps(value, ensure_ascii=False)
+    """JSON with <, > and & escaped, so no browser could ever read customer text in it as markup.
+
+    A lone surrogate (a client can send "\\udf6b" in JSON, and Rasa keeps it in
+    the transcript) has no UTF-8 form, so the response could not be encoded
+    and the agent got a 500 for the whole conversation; it is written as its
+    JSON escape instead, which every JSON parser reads back as the same text.
+    """
+    text = (json.dumps(value, ensure_ascii=False)
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_LONE_SURROGATE = re.compile("[\\ud800-\\udfff]")
