@@ -118,12 +118,15 @@ def test_killing_a_rasa_server_mid_load_loses_and_duplicates_nothing(topology):
     from bench.scaleout import check, run_load
 
     try:
-        summary, done = run_load(topology.rest_url, topology.state["pg_url"], concurrency=6, rounds=2,
-                                 kill=(topology, "rasa-1", 6.0))
+        # Killed 2 s in, while the load (~150 messages) is well under way: with
+        # rounds=2 and a kill at 6 s the faster stack had finished before the kill.
+        summary, done = run_load(topology.rest_url, topology.state["pg_url"], concurrency=6, rounds=4,
+                                 kill=(topology, "rasa-1", 2.0))
         results = check(done, topology.state["pg_url"])
     finally:
         if not topology.alive("rasa-1"):
             topology.restart_rasa(1)
     assert summary["killed"] is not None
+    assert summary["seconds"] > summary["killed"]["at_s"] + 1.0, summary  # the load outlived the kill
     failed = {name: detail for name, (ok, detail) in results.items() if not ok}
     assert not failed, failed
