@@ -25,7 +25,8 @@ and serialises (each action call) the whole of it: the Rasa process's peak
 memory and each turn's time grew with the longest session (~31 kB and a few
 ms per message of it; BENCHMARKS.md, "Soak", run 6).  When the current
 session holds more than ``KEFU_SESSION_WINDOW_EVENTS`` events (default 60,
-about 8 turns; 0 = off) the tracker handed to Rasa is: the session's start,
+about 8 short turns, and never fewer than the last 5 turns; 0 = off) the
+tracker handed to Rasa is: the session's start,
 the state the older part left (its slots, active form, pause) as
 SlotSet/ActiveLoop/ConversationPaused events, and the newest whole turns.
 Nothing is deleted: the database keeps every event, the desk and exports
@@ -60,6 +61,11 @@ _INDEXES = (
 
 WINDOW_ENV = "KEFU_SESSION_WINDOW_EVENTS"
 DEFAULT_WINDOW = 60
+# Whole customer turns a windowed tracker always keeps, however many events
+# they hold: a turn that runs a form resets ~20 slots, so 60 events can be
+# two turns, and the upset streak (3 turns), the repeated-fallback count
+# (2) and the memoization policy (4 states) look further back than that.
+MIN_KEPT_TURNS = 5
 # Set on trackers this store loaded: how many of their events are stored.
 _STORED = "_kefu_stored_events"
 
@@ -93,11 +99,16 @@ def fold_session(sender_id: str, events: List[Dict[str, Any]], slots: Iterable[S
     """
     if window <= 0 or len(events) <= window:
         return None
-    cut = next((i for i in range(max(len(events) - window, fixed + 1), len(events))
-                if events[i].get("event") == "user"
-                and events[i - 1].get("event") == "action" and events[i - 1].get("name") == "action_listen"), None)
-    if cut is None:
+    users = [i for i in range(fixed + 1, len(events)) if events[i].get("event") == "user"]
+    if len(users) <= MIN_KEPT_TURNS:
         return None
+    # Cut before a customer message that follows an action_listen, keeping at
+    # least MIN_KEPT_TURNS whole turns even when they hold more than `window`.
+    cuts = [i for i in users[:len(users) - MIN_KEPT_TURNS + 1]
+            if events[i - 1].get("event") == "action" and events[i - 1].get("name") == "action_listen"]
+    if not cuts:
+        return None
+    cut = next((i for i in cuts if i >= len(events) - window), cuts[-1])
     cut -= 1  # keep the action_listen
     if cut <= fixed:
         return None

@@ -264,3 +264,26 @@ def test_turn_after_turn_a_long_session_keeps_its_state_and_reads_only_new_rows(
     assert [e.text for e in everything.events if isinstance(e, UserUttered)] == [f"第{i}句" for i in range(60)]
     # the synthetic state was never stored: one SlotSet of `verified`, the real one
     assert sum(1 for e in everything.events if isinstance(e, SlotSet) and e.key == "verified") == 1
+
+
+def test_the_window_keeps_the_last_five_turns_even_when_they_are_long(tmp_path: Path, monkeypatch) -> None:
+    """A form turn resets ~20 slots: 60 events can be two turns, too few for the
+    three-turn upset streak; the window never keeps fewer than MIN_KEPT_TURNS turns."""
+    import bot.tracker_store as module
+
+    monkeypatch.setenv(module.WINDOW_ENV, "20")
+    db = str(tmp_path / "tracker.sqlite3")
+    written = DialogueStateTracker("wx-wide", FORM_DOMAIN.slots)
+    events: list = [ActionExecuted("action_session_start", timestamp=1.0), SessionStarted(timestamp=1.0),
+                    ActionExecuted("action_listen", timestamp=1.0)]
+    for turn in range(12):
+        at = 2.0 + turn
+        events.append(UserUttered(f"第{turn}句", {"name": "complain"}, timestamp=at))
+        events += [SlotSet("complaint_category", None, timestamp=at) for _ in range(15)]
+        events += [BotUttered(f"回复{turn}", timestamp=at), ActionExecuted("action_listen", timestamp=at)]
+    written.update_with_events(events, FORM_DOMAIN, override_timestamp=False)
+    asyncio.run(SQLTrackerStore(FORM_DOMAIN, db=db).save(written))
+    windowed = asyncio.run(IndexedSQLTrackerStore(FORM_DOMAIN, db=db).retrieve("wx-wide"))
+    texts = [e.text for e in windowed.events if isinstance(e, UserUttered)]
+    assert texts == [f"第{i}句" for i in range(7, 12)]  # five whole turns, 90 events > the window of 20
+    assert "session_started" in [e.type_name for e in list(windowed.events)[:2]]  # the session's own start
