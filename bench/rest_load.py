@@ -42,17 +42,23 @@ def _post(session: requests.Session, url: str, sender: str, text: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def bound_senders(crm, prefix: str, count: int) -> list[str]:
+    """`count` new REST senders, bound to the two demo customers in turn (so CRM actions run)."""
+    senders = []
+    for i in range(count):
+        sender = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        crm.bind_identity("rest", sender, 1 + i % 2, f"bench-bind:{sender}")
+        senders.append(sender)
+    return senders
+
+
 def load(stack, crm, concurrency: int, rounds: int) -> dict:
     return load_url(f"{stack.settings.rasa_url}/webhooks/rest/webhook", crm, concurrency, rounds)
 
 
 def load_url(url: str, crm, concurrency: int, rounds: int) -> dict:
     """The REST load against any base URL (one Rasa server, or nginx in front of several)."""
-    senders = []
-    for i in range(concurrency):
-        sender = f"bench-{uuid.uuid4().hex[:8]}"
-        crm.bind_identity("rest", sender, 1 + i % 2, f"bench-bind:{sender}")
-        senders.append(sender)
+    senders = bound_senders(crm, "bench", concurrency)
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -104,11 +110,7 @@ def open_loop(url: str, crm, conversations: int, rate: float, messages_each: int
     """
     import random
 
-    senders = []
-    for i in range(conversations):
-        sender = f"bench-open-{uuid.uuid4().hex[:8]}"
-        crm.bind_identity("rest", sender, 1 + i % 2, f"bench-bind:{sender}")
-        senders.append(sender)
+    senders = bound_senders(crm, "bench-open", conversations)
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
