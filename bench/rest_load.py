@@ -42,6 +42,19 @@ def _post(session: requests.Session, url: str, sender: str, text: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def run_threads(threads: list[threading.Thread]) -> None:
+    """Start every load thread, then wait for all of them."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def latency_percentiles(latencies: list[float]) -> dict[str, float]:
+    """p50 / p95 / p99 of latencies in ms, as every load report gives them."""
+    return {f"p{q}_ms": round(percentile(latencies, q / 100), 1) for q in (50, 95, 99)}
+
+
 def bound_senders(crm, prefix: str, count: int) -> list[str]:
     """`count` new REST senders, bound to the two demo customers in turn (so CRM actions run)."""
     senders = []
@@ -80,18 +93,13 @@ def load_url(url: str, crm, concurrency: int, rounds: int) -> dict:
     _post(requests.Session(), url, "bench-warmup", SCRIPT[0])
     threads = [threading.Thread(target=worker, args=(s,)) for s in senders]
     start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(threads)
     elapsed = time.perf_counter() - start
     return {
         "concurrency": concurrency, "messages": len(latencies), "errors": errors,
         "seconds": round(elapsed, 2),
         "messages_per_second": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(percentile(latencies, 0.50), 1),
-        "p95_ms": round(percentile(latencies, 0.95), 1),
-        "p99_ms": round(percentile(latencies, 0.99), 1),
+        **latency_percentiles(latencies),
     }
 
 
@@ -136,17 +144,12 @@ def open_loop(url: str, crm, conversations: int, rate: float, messages_each: int
                     errors += 1
 
     threads = [threading.Thread(target=customer, args=(i, s)) for i, s in enumerate(senders)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(threads)
     elapsed = time.perf_counter() - start
     return {
         "conversations": conversations, "offered_per_second": rate, "messages": len(latencies),
         "errors": errors, "messages_per_second": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(percentile(latencies, 0.50), 1),
-        "p95_ms": round(percentile(latencies, 0.95), 1),
-        "p99_ms": round(percentile(latencies, 0.99), 1),
+        **latency_percentiles(latencies),
     }
 
 

@@ -42,7 +42,7 @@ import requests
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from bench.rest_load import SCRIPT, percentile
+from bench.rest_load import SCRIPT, percentile, run_threads
 from bot.scaleout import TRACKER_DB, Topology
 from bot.settings import ROOT
 
@@ -122,10 +122,7 @@ def run_load(url: str, crm_url: str, concurrency: int, rounds: int,
     threads = [threading.Thread(target=worker, args=(s,)) for s in senders]
     start = time.perf_counter()
     sampler.begin()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(threads)
     elapsed = time.perf_counter() - start
     cpu = sampler.end(elapsed)
     done = [m for msgs in plan.values() for m in msgs]

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.rest_load import percentile
+from bench.rest_load import percentile, run_threads
 from bot.run import isolated_stack
 from crm_adapter import CRM
 from crm_adapter.seed import seed
@@ -77,10 +77,7 @@ def load(peer: WeChatPeer, fake: FakeWeChatApi, crm: CRM, concurrency: int, roun
     peer.say(new_openid(), "满多少包邮", aes=True)  # warm-up
     threads = [threading.Thread(target=worker, args=(o,)) for o in openids]
     start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(threads)
     elapsed = time.perf_counter() - start
     return {
         "channel": "wechat (AES safe mode)", "concurrency": concurrency,
