@@ -75,22 +75,14 @@ def session_window() -> int:
     return max(number_from_env(WINDOW_ENV, DEFAULT_WINDOW, int), 0)
 
 
-def windowed_session(sender_id: str, events: List[Dict[str, Any]], slots: Iterable[Slot],
-                     window: int) -> List[Dict[str, Any]]:
-    """The session's start, the state its older events left, and its newest whole turns.
+def fold_session(sender_id: str, events: List[Dict[str, Any]], slots: Iterable[Slot], window: int,
+                 fixed: int) -> Optional[tuple[List[Dict[str, Any]], int]]:
+    """Where to cut ``events`` and what stands for the part before the cut.
 
     ``events`` are one session's serialised events, oldest first.  The kept
     tail starts at the ``action_listen`` before a customer message, so every
     kept turn is whole and its first state has the previous action Rasa's
-    rules look at.  Returned unchanged when it is short or holds no such cut.
-    """
-    folded = fold_session(sender_id, events, slots, window, fixed=0)
-    return events if folded is None else folded[0] + events[folded[1]:]
-
-
-def fold_session(sender_id: str, events: List[Dict[str, Any]], slots: Iterable[Slot], window: int,
-                 fixed: int) -> Optional[tuple[List[Dict[str, Any]], int]]:
-    """Where to cut ``events`` and what stands for the part before the cut.
+    rules look at.
 
     Returns ``(prefix, cut)``: the session's start plus the state of
     ``events[:cut]`` as events, to be followed by ``events[cut:]``; None when
@@ -184,7 +176,7 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
         return tracker
 
     def _current_session_windowed(self, sender_id: str) -> List[Dict[str, Any]]:
-        """The current session as `windowed_session` gives it, reading only what is new.
+        """The current session, windowed by `fold_session`, reading only what is new.
 
         Events are only ever appended, so the state a session's older rows
         left does not change: the fold made for one turn (`_Folded`) serves
