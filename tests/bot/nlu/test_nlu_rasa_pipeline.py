@@ -119,7 +119,7 @@ def test_documented_pipeline_is_the_required_one() -> None:
     assert names == [
         "bot.nlu.normalizer.ChineseNormalizer", "JiebaTokenizer", "SpacyNLP", "RegexFeaturizer",
         "LexicalSyntacticFeaturizer", "CountVectorsFeaturizer", "CountVectorsFeaturizer",
-        "DIETClassifier", "CRFEntityExtractor", "EntitySynonymMapper",
+        "bot.nlu.linear_intent.LinearIntentClassifier", "CRFEntityExtractor", "EntitySynonymMapper",
         "bot.nlu.faq_selector.RetrievalIntentResponseSelector", "RegexEntityExtractor",
         "SpacyEntityExtractor", "FallbackClassifier"]
     by_name = {c["name"]: c for c in documented_config()["pipeline"]}
@@ -128,7 +128,7 @@ def test_documented_pipeline_is_the_required_one() -> None:
     assert by_name["bot.nlu.normalizer.ChineseNormalizer"]["jieba_terms_from"] == "models/spacy_zh"
     assert by_name["SpacyEntityExtractor"]["dimensions"] == ["product", "category", "city"]
     assert by_name["bot.nlu.faq_selector.RetrievalIntentResponseSelector"]["retrieval_intent"] == "faq"
-    assert by_name["DIETClassifier"]["entity_recognition"] is False  # the CRF extracts entities
+    assert by_name["bot.nlu.linear_intent.LinearIntentClassifier"]["words"] is True  # jieba tokens too
     assert by_name["CRFEntityExtractor"]["split_entities_by_comma"] is False
     assert {"threshold", "ambiguity_threshold"} <= set(by_name["FallbackClassifier"])
 
@@ -211,7 +211,7 @@ def test_fresh_process_parses_entities_and_normalises(trained_project: Path, fre
     first, refund, fullwidth, cat_food, order, question, long = out["results"]
 
     assert first["text"] == "我想买星辰X5手机，寄到杭州"
-    # (a one-epoch DIET predicts noise; only the rule-based extractors are checked)
+    # (a tiny model's intents and CRF are noise; only the rule-based extractors are checked)
     assert ruled(first) == [["product", "星辰X5手机", 3, 9, "SpacyEntityExtractor"],
                             ["city", "杭州", 12, 14, "SpacyEntityExtractor"]]
     assert [3, 9] in first["tokens"]  # one jieba token at inference as well
