@@ -29,7 +29,10 @@ apology is in the transcript an agent or a manager reads later.  The
 per-message slot-mapping check is exempt: Rasa already skips it quietly, and
 an FAQ answer still follows.
 
-All three are applied here, explicitly, rather than as a side effect of importing
+Fourth and fifth, fewer and cheaper calls to the action server: see
+`bot.action_calls`.
+
+All of them are applied here, explicitly, rather than as a side effect of importing
 some other module; `tests/bot/test_rasa_server.py` checks they accept and
 reject what stock Rasa does.
 """
@@ -45,7 +48,7 @@ from jsonschema import Validator
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
-from bot import memtrace
+from bot import action_calls, memtrace
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +188,7 @@ def install() -> None:
     if not _STOCK_RESOLVE:
         _STOCK_RESOLVE.append(Event.resolve_by_type)
         Event.resolve_by_type = staticmethod(resolve_event_type)  # type: ignore[assignment]
+    action_calls.install()
 
 
 def main() -> None:

@@ -101,3 +101,11 @@ def test_one_intent_is_not_enough_to_train(tmp_path: Path) -> None:
     message = Message.build(text="你好")
     component.process([message])
     assert message.get("intent") is None
+
+
+def test_the_fast_path_gives_the_pipelines_probabilities(trained) -> None:
+    component, _, _, tokenizer = trained
+    from bot.nlu.linear_intent import _document
+
+    documents = [_document(m) for m in _messages(tokenizer, ["我想退货", "运费多少钱", "", "hi"])]
+    assert (component._predict_proba(documents) == component._pipeline.predict_proba(documents)).all()
