@@ -25,7 +25,6 @@ from typing import Any, Dict, List, Optional, Sequence, Text
 
 import joblib
 import numpy as np
-from scipy import sparse
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -83,6 +82,63 @@ def build_pipeline(max_ngram: int, words: bool, c: float, multinomial: bool, see
     return Pipeline([("features", FeatureUnion(parts)), ("classifier", classifier)])
 
 
+class FastScorer:
+    """The fitted pipeline's ``predict_proba`` for one message, in plain numpy.
+
+    Why: sklearn's per-call machinery (fitted checks, input validation, sparse
+    matrix construction, a `FeatureUnion` that goes through joblib even with
+    one job, a sparse-by-dense product over every feature) cost about 2 ms a
+    message, forty times the arithmetic: count the message's known n-grams
+    and words, weight them (1 + log tf) x idf, normalise each block to unit
+    length, and take the softmax of the classes' scores over those few
+    features.  Built only for the configuration Kefu ships (TF-IDF blocks
+    with sublinear tf and l2 norm, multinomial logistic regression);
+    anything else keeps sklearn's path.  A test holds it to sklearn's
+    probabilities.
+    """
+
+    def __init__(self, blocks: List[tuple], coef: np.ndarray, intercept: np.ndarray) -> None:
+        self._blocks = blocks        # (analyze, vocabulary, idf, column offset) per vectorizer
+        self._coef = coef            # classes x features
+        self._intercept = intercept
+
+    @classmethod
+    def for_pipeline(cls, pipeline: Pipeline) -> Optional["FastScorer"]:
+        union, classifier = pipeline.named_steps.get("features"), pipeline.named_steps.get("classifier")
+        if not isinstance(union, FeatureUnion) or not isinstance(classifier, LogisticRegression):
+            return None
+        if classifier.solver == "liblinear" or classifier.multi_class == "ovr" or len(classifier.classes_) < 3:
+            return None  # one-vs-rest probabilities: sklearn's path
+        blocks, offset = [], 0
+        for _, part in union.transformer_list:
+            if not (isinstance(part, TfidfVectorizer) and part.sublinear_tf and part.use_idf
+                    and part.norm == "l2" and not part.binary):
+                return None
+            blocks.append((part.build_analyzer(), part.vocabulary_, part.idf_, offset))
+            offset += len(part.vocabulary_)
+        if offset != classifier.coef_.shape[1]:
+            return None
+        return cls(blocks, np.ascontiguousarray(classifier.coef_), classifier.intercept_.copy())
+
+    def predict_proba(self, document: str) -> np.ndarray:
+        scores = self._intercept.copy()
+        for analyze, vocabulary, idf, offset in self._blocks:
+            counts: Dict[int, int] = {}
+            for feature in analyze(document):
+                column = vocabulary.get(feature)
+                if column is not None:
+                    counts[column] = counts.get(column, 0) + 1
+            if not counts:
+                continue
+            columns = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+            weights = (np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts))) + 1.0) * idf[columns]
+            weights /= np.sqrt(np.dot(weights, weights))
+            scores += self._coef[:, columns + offset] @ weights
+        scores -= scores.max()
+        np.exp(scores, out=scores)
+        return scores / scores.sum()
+
+
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class LinearIntentClassifier(IntentClassifier, GraphComponent):
     """Sets ``intent`` and ``intent_ranking`` from a logistic regression."""
@@ -106,6 +162,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         self._model_storage = model_storage
         self._resource = resource
         self._pipeline = pipeline
+        self._fast: Optional[FastScorer | bool] = None  # built on first use
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -122,6 +179,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
                                         float(self.config["c"]), bool(self.config["multinomial"]),
                                         int(self.config["random_seed"]))
         self._pipeline.fit([_document(e) for e in examples], labels)
+        self._fast = None
         with self._model_storage.write_to(self._resource) as directory:
             joblib.dump(self._pipeline, directory / MODEL_FILE)
         return self._resource
@@ -148,12 +206,11 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         return messages
 
     def _predict_proba(self, documents: List[str]) -> np.ndarray:
-        """The pipeline's ``predict_proba`` without its per-call overhead:
-        a `FeatureUnion` runs its parts through joblib even with one job,
-        which cost more than the model itself on one message."""
-        union = self._pipeline.named_steps["features"]
-        matrix = sparse.hstack([part.transform(documents) for _, part in union.transformer_list], format="csr")
-        return self._pipeline.named_steps["classifier"].predict_proba(matrix)
+        if self._fast is None:
+            self._fast = FastScorer.for_pipeline(self._pipeline) or False
+        if self._fast:
+            return np.vstack([self._fast.predict_proba(d) for d in documents])
+        return self._pipeline.predict_proba(documents)
 
     def _ranking(self, classes: Sequence[str], row: np.ndarray) -> List[Dict[Text, Any]]:
         order = np.argsort(-row)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
@@ -105,7 +107,34 @@ def test_one_intent_is_not_enough_to_train(tmp_path: Path) -> None:
 
 def test_the_fast_path_gives_the_pipelines_probabilities(trained) -> None:
     component, _, _, tokenizer = trained
+    from bot.nlu.linear_intent import FastScorer, _document
+
+    texts = ["我想退货", "运费多少钱", "", "hi", "🙂", "退货退货退货 运费 在吗", "ZZZ 123"]
+    documents = [_document(m) for m in _messages(tokenizer, texts)]
+    fast = component._predict_proba(documents)
+    assert isinstance(component._fast, FastScorer)
+    assert np.allclose(fast, component._pipeline.predict_proba(documents), rtol=0, atol=1e-12)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=60))
+def test_the_fast_path_matches_sklearn_on_any_text(trained, text: str) -> None:
+    component, _, _, tokenizer = trained
     from bot.nlu.linear_intent import _document
 
-    documents = [_document(m) for m in _messages(tokenizer, ["我想退货", "运费多少钱", "", "hi"])]
-    assert (component._predict_proba(documents) == component._pipeline.predict_proba(documents)).all()
+    documents = [_document(m) for m in _messages(tokenizer, [text])]
+    assert np.allclose(component._predict_proba(documents), component._pipeline.predict_proba(documents),
+                       rtol=0, atol=1e-12)
+
+
+def test_one_vs_rest_models_keep_sklearns_path(tmp_path: Path) -> None:
+    tokenizer = _tokenizer(tmp_path)
+    data = TrainingData([Message.build(text=t, intent=intent) for intent, ts in EXAMPLES.items() for t in ts])
+    tokenizer.process_training_data(data)
+    (tmp_path / "m").mkdir()
+    config = {**LinearIntentClassifier.get_default_config(), "multinomial": False}
+    component = LinearIntentClassifier.create(config, LocalModelStorage(tmp_path / "m"), Resource("ovr"),
+                                              ExecutionContext(GraphSchema({})))
+    component.train(data)
+    message = component.process(_messages(tokenizer, ["我想退货"]))[0]
+    assert message.get("intent")["name"] == "request_return" and component._fast is False
