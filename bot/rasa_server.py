@@ -30,7 +30,8 @@ per-message slot-mapping check is exempt: Rasa already skips it quietly, and
 an FAQ answer still follows.
 
 Fourth and fifth, fewer and cheaper calls to the action server: see
-`bot.action_calls`.
+`bot.action_calls`.  Sixth, one walk over the history per prediction instead
+of one per policy: `bot.tracker_states`.
 
 All of them are applied here, explicitly, rather than as a side effect of importing
 some other module; `tests/bot/test_rasa_server.py` checks they accept and
@@ -48,7 +49,7 @@ from jsonschema import Validator
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
-from bot import action_calls, memtrace
+from bot import action_calls, memtrace, tracker_states
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ def install() -> None:
         _STOCK_RESOLVE.append(Event.resolve_by_type)
         Event.resolve_by_type = staticmethod(resolve_event_type)  # type: ignore[assignment]
     action_calls.install()
+    tracker_states.install()
 
 
 def main() -> None:
