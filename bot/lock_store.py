@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncGenerator, Callable, Optional, TypeVar
@@ -125,9 +126,21 @@ class RenewedInMemoryLockStore(RenewedTicketsMixin, InMemoryLockStore):
 
     Every change happens between two awaits on the one event loop, so the
     read-modify-writes here need no further protection.
+
+    It refuses to start under ``SANIC_WORKERS`` > 1: Rasa allows several
+    workers for any lock store configured by class name, but these locks
+    live in one process, so two workers could run one customer's messages
+    at once and lose events.  Several workers need the Redis store.
     """
 
     def __init__(self, endpoint_config: Optional[EndpointConfig] = None) -> None:
+        from rasa.constants import ENV_SANIC_WORKERS
+
+        workers = os.environ.get(ENV_SANIC_WORKERS, "1").strip() or "1"
+        if workers != "1":
+            raise ValueError(
+                f"{ENV_SANIC_WORKERS}={workers}: the in-memory conversation lock works within one process "
+                f"only; run one worker, or use bot.lock_store.RenewedRedisLockStore (see README, Scale-out)")
         super().__init__()
 
 

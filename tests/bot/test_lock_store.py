@@ -204,3 +204,14 @@ def test_the_endpoint_files_use_the_renewed_stores(endpoints, expected, monkeypa
         monkeypatch.setenv(var, "6379" if var.endswith("_PORT") else f"value-of-{var.lower()}")
     store = LockStore.create(AvailableEndpoints.read_endpoints(str(endpoints)).lock_store)
     assert type(store) is expected
+
+
+@pytest.mark.parametrize("workers", ["2", "4"])
+def test_the_in_memory_store_refuses_several_sanic_workers(monkeypatch, workers):
+    # Rasa lets any lock store named by class run several workers; these locks
+    # would then be per process and one customer's messages could run at once.
+    monkeypatch.setenv("SANIC_WORKERS", workers)
+    with pytest.raises(ValueError, match="one process"):
+        RenewedInMemoryLockStore()
+    monkeypatch.setenv("SANIC_WORKERS", "1")
+    RenewedInMemoryLockStore()
