@@ -136,8 +136,8 @@ class RenewedInMemoryLockStore(RenewedTicketsMixin, InMemoryLockStore):
     def __init__(self, endpoint_config: Optional[EndpointConfig] = None) -> None:
         from rasa.constants import ENV_SANIC_WORKERS
 
-        workers = os.environ.get(ENV_SANIC_WORKERS, "1").strip() or "1"
-        if workers != "1":
+        workers = os.environ.get(ENV_SANIC_WORKERS, "1")
+        if workers.strip().isdigit() and int(workers) > 1:  # what Rasa would run several workers for
             raise ValueError(
                 f"{ENV_SANIC_WORKERS}={workers}: the in-memory conversation lock works within one process "
                 f"only; run one worker, or use bot.lock_store.RenewedRedisLockStore (see README, Scale-out)")
