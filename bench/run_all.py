@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import crm_copy, crm_scale, fuzz, nlu_baselines, nlu_eval, nlu_feature_cv, rest_load, sentiment_eval
+from bench import (crm_copy, crm_scale, fuzz, intent_cv, nlu_baselines, nlu_eval, nlu_feature_cv, rest_load,
+                   sentiment_eval)
 
 
 def main() -> int:
@@ -17,6 +18,7 @@ def main() -> int:
     nlu_eval.main()
     nlu_baselines.main()  # trains Rasa's default NLU pipeline once (minutes)
     nlu_feature_cv.main()
+    intent_cv.main()  # the intent model's variant and fallback thresholds (seconds)
     sentiment_eval.main()
     fuzz.main([])
     # CRM analytics at 1,000,000 customers / 10,000,000 orders on SQLite, then on
