@@ -37,14 +37,19 @@ class ActionServer:
         return web.json_response(self.body, status=self.status)
 
 
-@pytest_asyncio.fixture()
-async def server(unused_tcp_port: int) -> AsyncIterator[tuple[ActionServer, EndpointConfig]]:
+async def _serve(port: int) -> tuple[ActionServer, web.AppRunner]:
     fake = ActionServer()
     app = web.Application()
     app.router.add_post("/webhook", fake.handle)
     runner = web.AppRunner(app)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return fake, runner
+
+
+@pytest_asyncio.fixture()
+async def server(unused_tcp_port: int) -> AsyncIterator[tuple[ActionServer, EndpointConfig]]:
+    fake, runner = await _serve(unused_tcp_port)
     yield fake, EndpointConfig(f"http://127.0.0.1:{unused_tcp_port}/webhook")
     await runner.cleanup()
 
@@ -110,12 +115,7 @@ async def test_errors_and_non_json_answers_are_what_stock_rasa_gives(server) -> 
 async def test_a_restarted_action_server_is_reached_again(unused_tcp_port: int) -> None:
     endpoint = EndpointConfig(f"http://127.0.0.1:{unused_tcp_port}/webhook")
     for round_ in range(2):
-        fake = ActionServer()
-        app = web.Application()
-        app.router.add_post("/webhook", fake.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+        fake, runner = await _serve(unused_tcp_port)
         assert await endpoint.request(json={"round": round_}, method="post") == fake.body
         await runner.cleanup()  # closes the kept-alive connection from the server's side
         await asyncio.sleep(0.05)
