@@ -46,6 +46,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from bot.nlu.fast_linear import FastScorer
+
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "intents.joblib"
@@ -80,63 +82,6 @@ def build_pipeline(max_ngram: int, words: bool, c: float, multinomial: bool, see
     else:
         classifier = LogisticRegression(C=c, solver="liblinear", random_state=seed)
     return Pipeline([("features", FeatureUnion(parts)), ("classifier", classifier)])
-
-
-class FastScorer:
-    """The fitted pipeline's ``predict_proba`` for one message, in plain numpy.
-
-    Why: sklearn's per-call machinery (fitted checks, input validation, sparse
-    matrix construction, a `FeatureUnion` that goes through joblib even with
-    one job, a sparse-by-dense product over every feature) cost about 2 ms a
-    message, forty times the arithmetic: count the message's known n-grams
-    and words, weight them (1 + log tf) x idf, normalise each block to unit
-    length, and take the softmax of the classes' scores over those few
-    features.  Built only for the configuration Kefu ships (TF-IDF blocks
-    with sublinear tf and l2 norm, multinomial logistic regression);
-    anything else keeps sklearn's path.  A test holds it to sklearn's
-    probabilities.
-    """
-
-    def __init__(self, blocks: List[tuple], coef: np.ndarray, intercept: np.ndarray) -> None:
-        self._blocks = blocks        # (analyze, vocabulary, idf, column offset) per vectorizer
-        self._coef = coef            # classes x features
-        self._intercept = intercept
-
-    @classmethod
-    def for_pipeline(cls, pipeline: Pipeline) -> Optional["FastScorer"]:
-        union, classifier = pipeline.named_steps.get("features"), pipeline.named_steps.get("classifier")
-        if not isinstance(union, FeatureUnion) or not isinstance(classifier, LogisticRegression):
-            return None
-        if classifier.solver == "liblinear" or classifier.multi_class == "ovr" or len(classifier.classes_) < 3:
-            return None  # one-vs-rest probabilities: sklearn's path
-        blocks, offset = [], 0
-        for _, part in union.transformer_list:
-            if not (isinstance(part, TfidfVectorizer) and part.sublinear_tf and part.use_idf
-                    and part.norm == "l2" and not part.binary):
-                return None
-            blocks.append((part.build_analyzer(), part.vocabulary_, part.idf_, offset))
-            offset += len(part.vocabulary_)
-        if offset != classifier.coef_.shape[1]:
-            return None
-        return cls(blocks, np.ascontiguousarray(classifier.coef_), classifier.intercept_.copy())
-
-    def predict_proba(self, document: str) -> np.ndarray:
-        scores = self._intercept.copy()
-        for analyze, vocabulary, idf, offset in self._blocks:
-            counts: Dict[int, int] = {}
-            for feature in analyze(document):
-                column = vocabulary.get(feature)
-                if column is not None:
-                    counts[column] = counts.get(column, 0) + 1
-            if not counts:
-                continue
-            columns = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
-            weights = (np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts))) + 1.0) * idf[columns]
-            weights /= np.sqrt(np.dot(weights, weights))
-            scores += self._coef[:, columns + offset] @ weights
-        scores -= scores.max()
-        np.exp(scores, out=scores)
-        return scores / scores.sum()
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
@@ -209,7 +154,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         if self._fast is None:
             self._fast = FastScorer.for_pipeline(self._pipeline) or False
         if self._fast:
-            return np.vstack([self._fast.predict_proba(d) for d in documents])
+            return np.vstack([self._fast.predict_proba(d)[0] for d in documents])
         return self._pipeline.predict_proba(documents)
 
     def _ranking(self, classes: Sequence[str], row: np.ndarray) -> List[Dict[Text, Any]]:

@@ -28,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from bot.nlu import textnorm
+from bot.nlu.fast_linear import FastScorer
 
 STRONG_NEGATIVE = "strong_negative"
 OTHER = "other"
@@ -105,6 +106,7 @@ class SentimentModel:
         self.pipeline = pipeline
         self.threshold = threshold
         self._negative_column = list(pipeline.classes_).index(STRONG_NEGATIVE)
+        self._fast = FastScorer.for_pipeline(pipeline)  # None: sklearn's path
 
     @classmethod
     def train(cls, texts: Sequence[str], labels: Sequence[str],
@@ -117,6 +119,9 @@ class SentimentModel:
         normalized = [normalize(t) for t in texts]
         if not normalized:
             return []
+        if self._fast is not None:  # one message at a time without sklearn's per-call cost
+            scored = [self._fast.predict_proba(text) for text in normalized]
+            return [float(p[self._negative_column]) if known else 0.0 for p, known in scored]
         features = self.pipeline.named_steps["tfidf"].transform(normalized)
         probabilities = self.pipeline.named_steps["logreg"].predict_proba(features)
         known = features.getnnz(axis=1)

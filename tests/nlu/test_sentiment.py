@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from rasa.shared.nlu.training_data.message import Message
 
 from bot.nlu import sentiment, sentiment_model
@@ -113,3 +114,17 @@ def test_component_threshold_is_configurable_and_checked(model_dir: Path) -> Non
     assert strict.analyse("烦死了").label == OTHER
     with pytest.raises(ValueError):
         _component(model_dir, threshold=1.5)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.one_of(st.text(max_size=80), st.sampled_from(
+    ["气死我了！！退钱", "你们客服是死人吗", "谢谢，问题解决了", "我要投诉快递", "😡😡😡", "WTF 垃圾", ""])), max_size=5))
+def test_the_fast_scores_are_sklearns(model: SentimentModel, texts: list) -> None:
+    assert model._fast is not None  # the shipped configuration has the fast path
+    normalized = [sentiment_model.normalize(t) for t in texts]
+    features = model.pipeline.named_steps["tfidf"].transform(normalized) if texts else None
+    expected = [] if not texts else [
+        float(p) if n else 0.0 for p, n in zip(
+            model.pipeline.named_steps["logreg"].predict_proba(features)[:, model._negative_column],
+            features.getnnz(axis=1))]
+    assert model.scores(texts) == pytest.approx(expected, abs=1e-12)
