@@ -118,8 +118,9 @@ def test_documented_pipeline_is_the_required_one() -> None:
     names = [c["name"] for c in documented_config()["pipeline"]]
     assert names == [
         "bot.nlu.normalizer.ChineseNormalizer", "JiebaTokenizer", "SpacyNLP", "RegexFeaturizer",
-        "LexicalSyntacticFeaturizer", "CountVectorsFeaturizer", "CountVectorsFeaturizer",
-        "bot.nlu.linear_intent.LinearIntentClassifier", "CRFEntityExtractor", "EntitySynonymMapper",
+        "bot.nlu.linear_intent.LinearIntentClassifier", "bot.nlu.faq_selector.RetrievalOnlyLexicalSyntacticFeaturizer",
+        "bot.nlu.faq_selector.RetrievalOnlyCountVectorsFeaturizer",
+        "bot.nlu.faq_selector.RetrievalOnlyCountVectorsFeaturizer", "CRFEntityExtractor", "EntitySynonymMapper",
         "bot.nlu.faq_selector.RetrievalIntentResponseSelector", "RegexEntityExtractor",
         "SpacyEntityExtractor", "FallbackClassifier"]
     by_name = {c["name"]: c for c in documented_config()["pipeline"]}
@@ -189,7 +190,7 @@ def test_training_accepts_the_pipeline_without_misaligned_entities(trained_proje
 def test_training_tokenised_with_the_catalogue_words(trained_project: Path) -> None:
     with tarfile.open(trained_project / "models" / "tiny.tar.gz") as archive:
         names = [n for n in archive.getnames()
-                 if re.search(r"train_CountVectorsFeaturizer\d+/vocabularies.json$", n)]
+                 if re.search(r"train_[\w.]*CountVectorsFeaturizer\d+/vocabularies.json$", n)]
         vocabularies = [json.load(archive.extractfile(n)) for n in names]
     # the word analyzer's vocabulary (the char_wb one has n-grams of at most 3)
     words = next(v["text"] for v in vocabularies if max(map(len, v["text"])) > 3)
