@@ -54,6 +54,15 @@ async def server(unused_tcp_port: int) -> AsyncIterator[tuple[ActionServer, Endp
     await runner.cleanup()
 
 
+@pytest_asyncio.fixture(autouse=True)
+async def _close_pooled_sessions() -> AsyncIterator[None]:
+    """The pooled session lives as long as its event loop; each test has its own loop."""
+    yield
+    for session in list(action_calls._sessions.values()):
+        await session.close()
+    action_calls._sessions.clear()
+
+
 def _tracker(**slots: Any) -> DialogueStateTracker:
     tracker = DialogueStateTracker.from_events("c1", [UserUttered("你好", {"name": "greet", "confidence": 1.0})],
                                                slots=DOMAIN.slots)
