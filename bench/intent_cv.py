@@ -38,6 +38,7 @@ from sklearn.pipeline import make_pipeline, make_union
 
 from bench.nlu_baselines import load_examples
 from bench.nlu_feature_cv import _chars, _tokens, _words, _words_and_bigrams
+from bot.nlu.linear_intent import make_classifier
 from bot.nlu.textnorm import normalize_text
 from bot.settings import ROOT
 
@@ -54,12 +55,11 @@ class Variant:
 
 
 def _ovr(c: float) -> Callable[[], LogisticRegression]:
-    return lambda: LogisticRegression(C=c, solver="liblinear", random_state=42)
+    return lambda: make_classifier(c, multinomial=False, seed=42)
 
 
 def _softmax(c: float, balanced: bool = False) -> Callable[[], LogisticRegression]:
-    return lambda: LogisticRegression(C=c, solver="saga", max_iter=3000, tol=1e-3, random_state=42,
-                                      class_weight="balanced" if balanced else None)
+    return lambda: make_classifier(c, multinomial=True, seed=42, balanced=balanced)
 
 
 def variants() -> list[Variant]:

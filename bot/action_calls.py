@@ -103,7 +103,7 @@ async def pooled_request(self: Any, method: Text = "post", subpath: Optional[Tex
             raise FileNotFoundException(f"Failed to find certificate file, '{self.cafile}' does not exist.") from e
     url = concat_url(self.url, subpath)
     params = self.combine_parameters(kwargs)
-    for attempt in (1, 2):
+    for attempt in (1, 2):  # returns or raises
         try:
             async with _session().request(method, url, headers=headers, params=params, compress=compress,
                                           ssl=sslcontext, auth=auth, **kwargs) as response:
@@ -117,7 +117,7 @@ async def pooled_request(self: Any, method: Text = "post", subpath: Optional[Tex
             if attempt == 2:
                 raise
             logger.debug("Kept-alive connection to %s was closed by the server; sending again", url)
-    return None  # unreachable
+    raise AssertionError("not reached")
 
 
 def install() -> None:

@@ -24,7 +24,7 @@ Rasa process's CPU, spent on messages whose features nobody read.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
@@ -51,7 +51,7 @@ class RetrievalIntentResponseSelector(ResponseSelector):
         return messages
 
     def _selects_for(self, message: Message) -> bool:
-        intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+        intent = classified_as(message)
         if self.retrieval_intent:
             return intent == self.retrieval_intent
         return intent in (self.all_retrieval_intents or ())
@@ -71,16 +71,17 @@ class _RetrievalOnlyFeaturizer:
 
     def process(self, messages: List[Message]) -> List[Message]:
         wanted_intent = self._config.get(ONLY_FOR_INTENT, "faq")
-        wanted = [m for m in messages if not _classified(m) or m.get(INTENT).get(INTENT_NAME_KEY) == wanted_intent]
+        wanted = [m for m in messages if classified_as(m) in (None, wanted_intent)]
         if wanted:
             super().process(wanted)  # type: ignore[misc]
         return messages
 
 
-def _classified(message: Message) -> bool:
-    """A classifier's result (a dict); training examples carry their label (a
-    string) and are featurised like every message without a classification."""
-    return isinstance(message.get(INTENT), dict)
+def classified_as(message: Message) -> Optional[Text]:
+    """The intent a classifier gave the message, or None: training examples
+    carry their label (a string), not a classification."""
+    intent = message.get(INTENT)
+    return intent.get(INTENT_NAME_KEY) if isinstance(intent, dict) else None
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)

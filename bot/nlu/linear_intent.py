@@ -77,11 +77,16 @@ def build_pipeline(max_ngram: int, words: bool, c: float, multinomial: bool, see
                                        preprocessor=_text_part, lowercase=False))]
     if words:
         parts.append(("words", TfidfVectorizer(analyzer=_word_part, sublinear_tf=True, lowercase=False)))
+    return Pipeline([("features", FeatureUnion(parts)), ("classifier", make_classifier(c, multinomial, seed))])
+
+
+def make_classifier(c: float, multinomial: bool, seed: int, balanced: bool = False) -> LogisticRegression:
+    """Softmax (saga) or one-vs-rest (liblinear) logistic regression; `bench.intent_cv` compares them."""
+    weights = "balanced" if balanced else None
     if multinomial:
-        classifier = LogisticRegression(C=c, solver="saga", max_iter=3000, tol=1e-3, random_state=seed)
-    else:
-        classifier = LogisticRegression(C=c, solver="liblinear", random_state=seed)
-    return Pipeline([("features", FeatureUnion(parts)), ("classifier", classifier)])
+        return LogisticRegression(C=c, solver="saga", max_iter=3000, tol=1e-3, random_state=seed,
+                                  class_weight=weights)
+    return LogisticRegression(C=c, solver="liblinear", random_state=seed, class_weight=weights)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
