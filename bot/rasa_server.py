@@ -31,7 +31,8 @@ an FAQ answer still follows.
 
 Fourth and fifth, fewer and cheaper calls to the action server: see
 `bot.action_calls`.  Sixth, one walk over the history per prediction instead
-of one per policy: `bot.tracker_states`.
+of one per policy: `bot.tracker_states`.  Seventh, the model's graph run in a
+planned order instead of through dask's scheduler: `bot.graph_runner`.
 
 All of them are applied here, explicitly, rather than as a side effect of importing
 some other module; `tests/bot/test_rasa_server.py` checks they accept and
@@ -49,7 +50,7 @@ from jsonschema import Validator
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
-from bot import action_calls, memtrace, tracker_states
+from bot import action_calls, graph_runner, memtrace, tracker_states
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +192,7 @@ def install() -> None:
         Event.resolve_by_type = staticmethod(resolve_event_type)  # type: ignore[assignment]
     action_calls.install()
     tracker_states.install()
+    graph_runner.install()
 
 
 def main() -> None:
