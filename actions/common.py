@@ -103,8 +103,15 @@ def identity_slots(customer: CustomerView) -> list[EventType]:
     ]
 
 
-def reset_flow_slots() -> list[EventType]:
-    return [SlotSet(name, None) for name in FLOW_SLOTS]
+def reset_flow_slots(tracker: Tracker) -> list[EventType]:
+    """Clear the flow slots that hold something.
+
+    Only those: a slot already empty needs no event, and every stored event
+    is read back, replayed and sent to this server again on each later turn
+    of the session.  Clearing all 16 unconditionally made a finished flow's
+    turn ~25 events instead of ~9.
+    """
+    return [SlotSet(name, None) for name in FLOW_SLOTS if tracker.get_slot(name) is not None]
 
 
 def entity_value(tracker: Tracker, entity: str) -> Optional[str]:
@@ -135,6 +142,6 @@ def apologise_when_crm_down(run: ActionRun) -> ActionRun:
         except errors.CRMUnavailable:
             logger.warning("CRM unavailable during %s", self.name())
             dispatcher.utter_message(response="utter_crm_unavailable")
-            return reset_flow_slots()
+            return reset_flow_slots(tracker)
 
     return wrapper

@@ -234,7 +234,7 @@ class VerifiedFlowAction(Action):
         customer_id = common.flow_customer(dispatcher, tracker)
         if customer_id is not None:
             await self.act(dispatcher, tracker, customer_id)
-        return common.reset_flow_slots()
+        return common.reset_flow_slots(tracker)
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   customer_id: int) -> None:

@@ -165,7 +165,7 @@ class ActionStopForm(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         dispatcher.utter_message(response="utter_form_stopped")
-        return common.reset_flow_slots()
+        return common.reset_flow_slots(tracker)
 
 
 def _bot_spoke_this_session(tracker: Tracker) -> bool:

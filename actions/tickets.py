@@ -71,13 +71,13 @@ class ActionPaymentIssue(Action):
                   domain: DomainDict) -> list[EventType]:
         problem = tracker.get_slot("payment_problem")
         if tracker.get_slot("flow_blocked") or problem is None:
-            return common.reset_flow_slots()
+            return common.reset_flow_slots(tracker)
         if problem == "failed":
             dispatcher.utter_message(response="utter_payment_failed_help")
-            return common.reset_flow_slots()
+            return common.reset_flow_slots(tracker)
         customer_id = common.flow_customer(dispatcher, tracker)
         if customer_id is None:
-            return common.reset_flow_slots()
+            return common.reset_flow_slots(tracker)
         description = (tracker.latest_message or {}).get("text") or ""
         ticket = common.crm().create_payment_ticket(
             customer_id, problem, description, common.idempotency_key(tracker, "payment_ticket"),
@@ -86,7 +86,7 @@ class ActionPaymentIssue(Action):
                        else "扣款未生成订单的，银行通常会在1-7个工作日内自动退回；若未退回我们会人工处理。")
         dispatcher.utter_message(response="utter_payment_ticket_created",
                                  ticket_number=ticket.ticket_number, explanation=explanation)
-        return common.reset_flow_slots()
+        return common.reset_flow_slots(tracker)
 
 
 class ValidateInvoiceForm(VerifiedFormValidation):
@@ -211,7 +211,7 @@ class ActionSubmitComplaint(Action):
                   domain: DomainDict) -> list[EventType]:
         description = tracker.get_slot("complaint_description")
         if tracker.get_slot("flow_blocked") or not description:
-            return common.reset_flow_slots()
+            return common.reset_flow_slots(tracker)
         customer_id = common.customer_id_of(tracker)
         order_number = tracker.get_slot("order_number") if customer_id is not None else None
         if order_number and common.crm().get_order(customer_id, order_number) is None:
@@ -226,7 +226,7 @@ class ActionSubmitComplaint(Action):
                                  category=complaint.category_label,
                                  severity=complaint.severity_label,
                                  due=f"{complaint.sla_due_at:%m月%d日 %H:%M}")
-        events = common.reset_flow_slots()
+        events = common.reset_flow_slots(tracker)
         if complaint.severity == "high":
             dispatcher.utter_message(response="utter_complaint_escalated")
             events += await handoff.escalate(dispatcher, tracker, reason="high_severity_complaint",

@@ -50,7 +50,7 @@ def verified(customer_id: int, **slots: Any) -> dict[str, Any]:
 
 def test_query_latest_order_speaks_status_and_resets_flow(crm: CRM) -> None:
     events, messages = run(ActionQueryOrder(), make_tracker(verified(1)))
-    assert events == common.reset_flow_slots()
+    assert events == []  # no flow slot held anything
     assert [m["response"] for m in messages] == ["utter_order_status"]
     assert messages[0]["order_number"] == crm.latest_order(1).order_number
 
@@ -117,9 +117,17 @@ def test_first_fallback_asks_to_rephrase() -> None:
 
 def test_crm_down_gives_apology_and_clean_slate() -> None:
     common.use_crm(CRM("postgresql+psycopg2://kefu@127.0.0.1:9/kefu"))
-    events, messages = run(ActionQueryOrder(), make_tracker(verified(1)))
+    events, messages = run(ActionQueryOrder(), make_tracker(verified(1, order_number="260101000001", confirm=True)))
     assert [m["response"] for m in messages] == ["utter_crm_unavailable"]
-    assert events == common.reset_flow_slots()
+    assert events == [SlotSet("order_number", None), SlotSet("confirm", None)]
+
+
+def test_a_finished_flow_clears_exactly_the_flow_slots_that_hold_something() -> None:
+    tracker = make_tracker(verified(1, order_number="260101000001", rating=5, flow_blocked=False))
+    assert common.reset_flow_slots(tracker) == [
+        SlotSet("order_number", None), SlotSet("rating", None), SlotSet("flow_blocked", None)]
+    assert tracker.get_slot("verified") is True  # identity is not a flow slot
+    assert common.reset_flow_slots(make_tracker(verified(1))) == []
 
 
 def test_rating_recorded_and_thanked() -> None:
