@@ -28,10 +28,25 @@ session holds more than ``KEFU_SESSION_WINDOW_EVENTS`` events (default 60,
 about 8 short turns, and never fewer than the last 5 turns; 0 = off) the
 tracker handed to Rasa is: the session's start,
 the state the older part left (its slots, active form, pause) as
-SlotSet/ActiveLoop/ConversationPaused events, and the newest whole turns.
+SlotSet/ActiveLoop/ConversationPaused events, and the newest whole turns,
+about half a window of them (so the next few turns are appended to this
+tracker, and a kept one, see below, serves them without a load).
 Nothing is deleted: the database keeps every event, the desk and exports
 read all of them, and `save` stores exactly the events added since the
 load (counted from the loaded tracker, not re-counted in the database).
+
+**The tracker a turn saved serves the sender's next turn** (`_Kept`), when
+the database shows nothing new for the sender since (one indexed `max(id)`
+query instead of loading, decoding and replaying the session: a seventh of
+the Rasa process's CPU under the REST load).  It is kept only when it is
+exactly what a load would give: it was loaded (or kept) by this store, every
+event it holds is stored and no other writer stored one in between, no new
+session started in it, and it is within the window, so no fold would cut it.
+A kept tracker is handed to one caller only (taken out on retrieve, put back
+on save), so two callers never share a tracker object; a turn that fails
+before its save leaves nothing kept, and the next turn loads from the
+database.  ``KEFU_TRACKER_CACHE_SIZE`` senders are kept (default 1000; 0 =
+off).
 """
 from __future__ import annotations
 
@@ -57,6 +72,9 @@ _INDEXES = (
     ("ix_events_sender_type_ts", ("sender_id", "type_name", "timestamp")),
     ("ix_events_sender_ts", ("sender_id", "timestamp")),
 )
+# For "this sender's newest row" (a kept tracker's check).  SQLite's sender
+# index already ends in the row id; other databases need it spelled out.
+_ID_INDEX = ("ix_events_sender_id_id", ("sender_id", "id"))
 
 
 WINDOW_ENV = "KEFU_SESSION_WINDOW_EVENTS"
@@ -68,6 +86,11 @@ DEFAULT_WINDOW = 60
 MIN_KEPT_TURNS = 5
 # Set on trackers this store loaded: how many of their events are stored.
 _STORED = "_kefu_stored_events"
+# Set on trackers this store loaded from the windowed session (or kept): the
+# newest stored row they hold.  Absent = not a candidate for keeping.
+_LAST_ID = "_kefu_last_event_id"
+CACHE_ENV = "KEFU_TRACKER_CACHE_SIZE"
+DEFAULT_CACHE_SIZE = 1000
 
 
 def session_window() -> int:
@@ -94,13 +117,14 @@ def fold_session(sender_id: str, events: List[Dict[str, Any]], slots: Iterable[S
     users = [i for i in range(fixed + 1, len(events)) if events[i].get("event") == "user"]
     if len(users) <= MIN_KEPT_TURNS:
         return None
-    # Cut before a customer message that follows an action_listen, keeping at
-    # least MIN_KEPT_TURNS whole turns even when they hold more than `window`.
+    # Cut before a customer message that follows an action_listen, keeping
+    # about half a window (the next turns then fit without another cut), and
+    # at least MIN_KEPT_TURNS whole turns even when they hold more than that.
     cuts = [i for i in users[:len(users) - MIN_KEPT_TURNS + 1]
             if events[i - 1].get("event") == "action" and events[i - 1].get("name") == "action_listen"]
     if not cuts:
         return None
-    cut = next((i for i in cuts if i >= len(events) - window), cuts[-1])
+    cut = next((i for i in cuts if i >= len(events) - window // 2), cuts[-1])
     cut -= 1  # keep the action_listen
     if cut <= fixed:
         return None
@@ -144,6 +168,19 @@ class _Folded(NamedTuple):
 FOLD_CACHE_SIZE = 5000
 
 
+class _Kept(NamedTuple):
+    """A tracker saved by the sender's last turn, to serve the next one."""
+
+    tracker: DialogueStateTracker
+    events: int  # how many events it held when saved (more = changed since, unsaved)
+    last_id: int  # the sender's newest stored row when it was saved
+
+
+def tracker_cache_size() -> int:
+    """Senders whose last saved tracker is kept (``KEFU_TRACKER_CACHE_SIZE``); 0 = none."""
+    return max(number_from_env(CACHE_ENV, DEFAULT_CACHE_SIZE, int), 0)
+
+
 class IndexedSQLTrackerStore(SQLTrackerStore):
     """SQLTrackerStore that creates its query indexes on start-up."""
 
@@ -152,6 +189,7 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
         ensure_event_indexes(self.engine, self.SQLEvent.__table__)
         use_pooled_sqlite(self)
         self._folded: "OrderedDict[str, _Folded]" = OrderedDict()
+        self._kept: "OrderedDict[str, _Kept]" = OrderedDict()
 
     async def _retrieve(
         self, sender_id: str, fetch_events_from_all_sessions: bool
@@ -168,15 +206,50 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
             if not (self.domain and events):
                 return None
         else:
-            events = self._current_session_windowed(sender_id)
+            kept = self._take_kept(sender_id)
+            if kept is not None:
+                return kept
+            events, last_id = self._current_session_windowed(sender_id)
             if not events:
                 return None
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
         setattr(tracker, _STORED, len(tracker.events))
+        if not fetch_events_from_all_sessions and session_window() > 0:
+            setattr(tracker, _LAST_ID, last_id)
         return tracker
 
-    def _current_session_windowed(self, sender_id: str) -> List[Dict[str, Any]]:
-        """The current session, windowed by `fold_session`, reading only what is new.
+    def _take_kept(self, sender_id: str) -> Optional[DialogueStateTracker]:
+        """The sender's kept tracker, if still exactly what a load would give (see module doc)."""
+        kept = self._kept.pop(sender_id, None)
+        if kept is None or len(kept.tracker.events) != kept.events:
+            return None
+        table = self.SQLEvent.__table__
+        with self.session_scope() as session:
+            newest = session.execute(sa.select(sa.func.max(table.c.id)).where(table.c.sender_id == sender_id)).scalar()
+        return kept.tracker if newest == kept.last_id else None
+
+    def _keep(self, tracker: DialogueStateTracker, new_events: List[Event], stored_now: Optional[tuple]) -> None:
+        """Remember a just-saved tracker for the sender's next turn, if a load would give the same."""
+        size = tracker_cache_size()
+        if (size == 0 or stored_now is None or getattr(tracker, _LAST_ID, None) is None
+                or any(isinstance(event, SessionStarted) for event in new_events)
+                or len(tracker.events) > session_window()):
+            if hasattr(tracker, _LAST_ID):
+                delattr(tracker, _LAST_ID)  # a new session or a fold: only a load gives the right tracker
+            return
+        count, newest = stored_now
+        if count != len(new_events) or newest is None:
+            delattr(tracker, _LAST_ID)  # another writer stored events for this sender: load next time
+            return
+        setattr(tracker, _LAST_ID, newest)
+        self._kept[tracker.sender_id] = _Kept(tracker, len(tracker.events), newest)
+        self._kept.move_to_end(tracker.sender_id)
+        while len(self._kept) > size:
+            self._kept.popitem(last=False)
+
+    def _current_session_windowed(self, sender_id: str) -> tuple[List[Dict[str, Any]], Optional[int]]:
+        """The current session, windowed by `fold_session`, reading only what is new,
+        and the newest row read.
 
         Events are only ever appended, so the state a session's older rows
         left does not change: the fold made for one turn (`_Folded`) serves
@@ -207,19 +280,22 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
                 prefix = []
                 rows = session.execute(query.order_by(table.c.id)).all()
         events = prefix + [json.loads(data) for _, data in rows]
+        last_id = rows[-1][0] if rows else None
         fold = fold_session(sender_id, events, self.domain.slots, session_window(), fixed=len(prefix))
         if fold is None:
-            return events
+            return events, last_id
         new_prefix, cut = fold
         self._folded[sender_id] = _Folded(session_start, rows[cut - len(prefix) - 1][0], new_prefix)
         self._folded.move_to_end(sender_id)
         while len(self._folded) > FOLD_CACHE_SIZE:
             self._folded.popitem(last=False)
-        return new_prefix + events[cut:]
+        return new_prefix + events[cut:], last_id
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the events not yet stored, then publish exactly those."""
         stored: Optional[int] = getattr(tracker, _STORED, None)
+        last_id: Optional[int] = getattr(tracker, _LAST_ID, None)
+        stored_now: Optional[tuple] = None
         with self.session_scope() as session:
             new_events: List[Event] = (list(self._additional_events(session, tracker)) if stored is None
                                        else list(itertools.islice(tracker.events, stored, None)))
@@ -227,10 +303,20 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
             if serialised:
                 # One executemany of plain rows: the ORM's unit of work built an
                 # object per event only to insert it (BENCHMARKS.md, REST).
-                session.execute(self.SQLEvent.__table__.insert(),
+                table = self.SQLEvent.__table__
+                session.execute(table.insert(),
                                 [self._row(tracker.sender_id, event, data) for event, data in serialised])
+                if last_id is not None:
+                    # What this sender has stored since the tracker was loaded:
+                    # exactly our rows, unless another writer got in between.
+                    stored_now = tuple(session.execute(
+                        sa.select(sa.func.count(), sa.func.max(table.c.id)).where(
+                            table.c.sender_id == tracker.sender_id, table.c.id > last_id)).one())
                 session.commit()
+            elif last_id is not None:
+                stored_now = (0, last_id)  # nothing new; `_take_kept` checks for other writers
         setattr(tracker, _STORED, len(tracker.events))
+        self._keep(tracker, [event for event, _ in serialised], stored_now)
         if self.event_broker is not None and serialised:
             bodies = [{"sender_id": tracker.sender_id, **data} for _, data in serialised]
             publish_many = getattr(self.event_broker, "publish_many", None)
@@ -256,7 +342,8 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
 def ensure_event_indexes(engine: sa.engine.Engine, table: sa.Table) -> None:
     """Create the composite indexes if they are missing (idempotent)."""
     existing = {ix["name"] for ix in sa.inspect(engine).get_indexes(table.name)}
-    for name, columns in _INDEXES:
+    wanted = _INDEXES if engine.dialect.name == "sqlite" else (*_INDEXES, _ID_INDEX)
+    for name, columns in wanted:
         if name in existing:
             continue
         sa.Index(name, *(table.c[c] for c in columns)).create(bind=engine)
