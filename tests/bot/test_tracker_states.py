@@ -6,6 +6,7 @@ import tarfile
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted
@@ -100,3 +101,31 @@ def test_a_new_event_is_seen(training) -> None:
     for event in events[len(events) // 2:]:
         tracker.update(event, domain)
     assert tracker.past_states(domain) == STOCK(tracker, domain) != before
+
+
+def _special_events(domain: Domain) -> list:
+    """Events that make Rasa rewrite the applied history (the walk must start over)."""
+    from rasa.shared.core.events import ActionReverted, ActiveLoop, Restarted, SessionStarted, UserUtteranceReverted
+
+    form = sorted(domain.form_names)[0]
+    return [UserUtteranceReverted(), ActionReverted(), Restarted(), SessionStarted(), ActiveLoop(form),
+            ActionExecuted(form), ActiveLoop(None), ActionExecuted(ACTION_LISTEN_NAME)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_rewritten_histories_are_walked_again(training, data) -> None:
+    """Reverts, restarts and a form's repeated execution, anywhere: still Rasa's states after every event."""
+    domain, trackers = training
+    rule_only = _rule_only_data(domain)
+    story = list(data.draw(st.sampled_from(trackers)).events)
+    events = list(story)
+    for _ in range(data.draw(st.integers(1, 6))):
+        events.insert(data.draw(st.integers(0, len(events))), data.draw(st.sampled_from(_special_events(domain))))
+    tracker = DialogueStateTracker("h", domain.slots)
+    for event in events:
+        tracker.update(event, domain)
+        for ignore in (False, True):
+            ours = tracker.past_states(domain, ignore_rule_only_turns=ignore, rule_only_data=rule_only)
+            assert ours == STOCK(tracker, domain, ignore_rule_only_turns=ignore, rule_only_data=rule_only)
