@@ -22,17 +22,24 @@ Rasa process's CPU (BENCHMARKS.md, "REST round trips"), for two reasons.
    CRM write an action makes is idempotent per customer message, so a
    repeat cannot double a write.
 
+3. Each call carries the session's events and the whole domain (~40 kB of
+   JSON); the pooled session encodes it with ujson, in half the time of the
+   standard library's encoder (same JSON values; anything ujson declines
+   goes to `json.dumps`).
+
 Same requests, same responses, same errors as stock Rasa; `bot.rasa_server`
-installs both.
+installs them.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 from typing import Any, Dict, List, Mapping, Optional, Text
 
 import aiohttp
+import ujson
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +72,14 @@ async def skip_settled_identity(self: Any, extraction_events: List[Any], output_
     return await _STOCK_VALIDATION[0](self, extraction_events, output_channel, nlg, tracker, domain)
 
 
+def encode_json(value: Any) -> str:
+    """`json.dumps`, faster: ujson, or the standard encoder for what ujson declines (NaN, huge ints)."""
+    try:
+        return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False)
+    except (OverflowError, TypeError, ValueError):
+        return json.dumps(value)
+
+
 def _session() -> aiohttp.ClientSession:
     loop = asyncio.get_running_loop()
     session = _sessions.get(loop)
@@ -75,7 +90,8 @@ def _session() -> aiohttp.ClientSession:
             del _sessions[stale]
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S),
-            timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT))
+            timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+            json_serialize=encode_json)
         _sessions[loop] = session
     return session
 

@@ -33,6 +33,7 @@ Fourth and fifth, fewer and cheaper calls to the action server: see
 `bot.action_calls`.  Sixth, one walk over the history per prediction instead
 of one per policy: `bot.tracker_states`.  Seventh, the model's graph run in a
 planned order instead of through dask's scheduler: `bot.graph_runner`.
+Eighth, spaCy run once per message, not twice: `bot.nlu.spacy_doc_reuse`.
 
 All of them are applied here, explicitly, rather than as a side effect of importing
 some other module; `tests/bot/test_rasa_server.py` checks they accept and
@@ -51,6 +52,7 @@ from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
 from bot import action_calls, graph_runner, memtrace, tracker_states
+from bot.nlu import spacy_doc_reuse
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +195,7 @@ def install() -> None:
     action_calls.install()
     tracker_states.install()
     graph_runner.install()
+    spacy_doc_reuse.install()
 
 
 def main() -> None:

@@ -135,3 +135,20 @@ async def test_a_restarted_action_server_is_reached_again(unused_tcp_port: int) 
 def test_the_replacements_are_installed() -> None:
     assert EndpointConfig.request is action_calls.pooled_request
     assert ActionExtractSlots._execute_validation_action is action_calls.skip_settled_identity
+
+
+@pytest.mark.asyncio
+async def test_a_real_action_call_reaches_the_server_as_the_standard_encoder_would_send_it(server) -> None:
+    """The ujson-encoded body decodes to exactly what `json.dumps` would have sent (Chinese, emoji, floats)."""
+    import json
+
+    from rasa.core.actions.action import RemoteAction
+
+    fake, endpoint = server
+    tracker = _tracker(customer_id="7", order_number="260101000001")
+    tracker.update(UserUttered("我的快递到哪了😡 </script> \u2028", {"name": "query_order", "confidence": 0.8731},
+                               entities=[{"entity": "amount", "value": 1e-7}]))
+    payload = RemoteAction("action_query_order", endpoint)._action_call_format(tracker, DOMAIN)
+    await endpoint.request(json=payload, method="post")
+    assert fake.calls == [json.loads(json.dumps(payload))]
+    assert action_calls.encode_json({"nan": float("nan")}) == json.dumps({"nan": float("nan")}).replace(" ", "")

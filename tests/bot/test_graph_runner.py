@@ -126,3 +126,31 @@ def test_the_trained_model_parses_and_predicts_the_same(agent: Any) -> None:
         tracker = DialogueStateTracker.from_events("graph-runner-test", events, agent.domain.slots)
         ours_p, stock_p = _both(agent, lambda: processor._predict_next_with_tracker(tracker))
         assert vars(ours_p) == vars(stock_p), text
+
+
+def test_reusing_spacynlps_doc_finds_the_same_entities(agent: Any) -> None:
+    """`bot.nlu.spacy_doc_reuse`: the trained model's parse is the same with spaCy run once or twice."""
+    from rasa.core.channels import UserMessage
+    from rasa.nlu.extractors.spacy_entity_extractor import SpacyEntityExtractor
+
+    from bot.nlu import spacy_doc_reuse
+
+    spacy_doc_reuse.install()
+    # A graph node takes its component's method when the model is loaded (the
+    # Rasa server installs the replacement before that): switch it on the node.
+    nodes = [node for node in agent.processor.graph_runner._instantiated_nodes.values()
+             if node._component_class is SpacyEntityExtractor]
+    assert len(nodes) == 1
+    texts = TEXTS + ["星辰X5手机", "有没有高山乌龙茶", "云南小粒咖啡豆还有吗", "寄到上海", "帮我推荐一款咖啡机，送到杭州"]
+    found = 0
+    try:
+        for text in texts:
+            nodes[0]._fn = spacy_doc_reuse.process
+            reused = asyncio.run(agent.processor.parse_message(UserMessage(text)))
+            nodes[0]._fn = spacy_doc_reuse._STOCK_PROCESS[0]
+            rerun = asyncio.run(agent.processor.parse_message(UserMessage(text)))
+            assert reused == rerun, text
+            found += sum(e["extractor"] == "SpacyEntityExtractor" for e in reused["entities"])
+    finally:
+        nodes[0]._fn = SpacyEntityExtractor.process
+    assert found >= 5  # the comparison covered spaCy's entities, not only their absence

@@ -95,3 +95,20 @@ def test_events_still_deserialise_after_install() -> None:
     events = [UserUttered("我的快递到哪了", {"name": "query_order"}), SlotSet("verified", True)]
     restored = [Event.from_parameters(e.as_dict()) for e in events]
     assert restored == events
+
+
+def test_install_applies_every_replacement_before_a_model_is_loaded() -> None:
+    """Graph nodes take their component's method when a model loads, so install() must patch the classes."""
+    from rasa.core.actions.action import RemoteAction
+    from rasa.engine.runner.dask import DaskGraphRunner
+    from rasa.nlu.extractors.spacy_entity_extractor import SpacyEntityExtractor
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot import graph_runner, tracker_states
+    from bot.nlu import spacy_doc_reuse
+
+    rasa_server.install()
+    assert RemoteAction.run is rasa_server.run_remote_action
+    assert DaskGraphRunner.run is graph_runner.run
+    assert SpacyEntityExtractor.process is spacy_doc_reuse.process
+    assert DialogueStateTracker.past_states is tracker_states.past_states
