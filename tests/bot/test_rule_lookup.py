@@ -73,3 +73,20 @@ def test_every_rule_is_found_on_its_own_states() -> None:
 def test_the_policy_keeps_rasas_name() -> None:
     # Rasa's ensemble recognises rule predictions by the name's suffix.
     assert RulePolicy.__name__ == StockRulePolicy.__name__
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(state=_state, turn=st.integers(0, 3), unset=st.booleans(),
+       key=st.one_of(st.sampled_from(sorted(LOOKUP[RULES]) or [json.dumps([{}])]),  # or a conversation-start rule
+                     st.just(json.dumps([{"user": {"intent": "greet"}},
+                                         {"prev_action": {"action_name": "utter_greet"}, "user": {"intent": "greet"},
+                                          "slots": {"verified": [1.0]}}]))))
+def test_each_rule_test_is_rasas(state: dict, turn: int, key: str, unset: bool) -> None:
+    """The compiled check answers as `_is_rule_applicable` does, state by state (also for slots set to
+    Rasa's should-not-be-set marker, as in training)."""
+    from rasa.shared.core.constants import SHOULD_NOT_BE_SET
+
+    if unset and "slots" in state:
+        state = {**state, "slots": {name: SHOULD_NOT_BE_SET for name in state["slots"]}}
+    ours, stock = _policy(RulePolicy), _policy(StockRulePolicy)
+    assert ours._is_rule_applicable(key, turn, state) == stock._is_rule_applicable(key, turn, state)
