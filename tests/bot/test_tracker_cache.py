@@ -32,8 +32,20 @@ def _start() -> list:
     return [ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen")]
 
 
-async def _retrieve_or_new(store: IndexedSQLTrackerStore, sender: str) -> DialogueStateTracker:
-    return await store.retrieve(sender) or DialogueStateTracker(sender, DOMAIN.slots)
+async def _start_session(store: IndexedSQLTrackerStore, sender: str) -> None:
+    """A new conversation's first save (a new session: never kept)."""
+    tracker = DialogueStateTracker(sender, DOMAIN.slots)
+    tracker.update_with_events(_start(), DOMAIN)
+    await store.save(tracker)
+
+
+async def _take_turn(store: IndexedSQLTrackerStore, sender: str, *texts: str) -> DialogueStateTracker:
+    """One turn as Rasa takes it: retrieve, append, save; returns the tracker saved."""
+    tracker = await store.retrieve(sender)
+    for text in texts:
+        tracker.update_with_events(_turn(text), DOMAIN)
+    await store.save(tracker)
+    return tracker
 
 
 def _store(tmp_path: Path, name: str = "tracker.sqlite3") -> IndexedSQLTrackerStore:
@@ -47,14 +59,9 @@ def _as_loaded(tracker: DialogueStateTracker) -> list:
 def test_the_saved_tracker_serves_the_next_turn_and_equals_a_load(tmp_path: Path) -> None:
     async def run() -> None:
         store = _store(tmp_path)
-        first = DialogueStateTracker("wx-1", DOMAIN.slots)
-        first.update_with_events(_start() + _turn("一"), DOMAIN)
-        await store.save(first)
+        await _start_session(store, "wx-1")
         assert "wx-1" not in store._kept  # a new session: the next turn loads it
-        second = await store.retrieve("wx-1")
-        assert second is not first
-        second.update_with_events(_turn("二"), DOMAIN)
-        await store.save(second)
+        second = await _take_turn(store, "wx-1", "二")
         third = await store.retrieve("wx-1")
         assert third is second  # kept
         loaded = await _store(tmp_path).retrieve("wx-1")
@@ -67,16 +74,9 @@ def test_the_saved_tracker_serves_the_next_turn_and_equals_a_load(tmp_path: Path
 def test_another_writer_or_an_unsaved_change_means_a_load(tmp_path: Path) -> None:
     async def run() -> None:
         ours, theirs = _store(tmp_path), _store(tmp_path)
-        tracker = DialogueStateTracker("wx-2", DOMAIN.slots)
-        tracker.update_with_events(_start(), DOMAIN)
-        await ours.save(tracker)
-        tracker = await ours.retrieve("wx-2")
-        tracker.update_with_events(_turn("一"), DOMAIN)
-        await ours.save(tracker)
-        # another server handles the next message
-        other = await theirs.retrieve("wx-2")
-        other.update_with_events(_turn("二"), DOMAIN)
-        await theirs.save(other)
+        await _start_session(ours, "wx-2")
+        tracker = await _take_turn(ours, "wx-2", "一")
+        await _take_turn(theirs, "wx-2", "二")  # another server handles the next message
         back = await ours.retrieve("wx-2")
         assert back is not tracker
         assert [e.text for e in back.events if isinstance(e, UserUttered)] == ["一", "二"]
@@ -94,9 +94,7 @@ def test_a_write_between_load_and_save_is_not_missed(tmp_path: Path) -> None:
     """Rows another writer stored while our tracker was out: ours must not be kept."""
     async def run() -> None:
         ours, theirs = _store(tmp_path), _store(tmp_path)
-        tracker = DialogueStateTracker("wx-3", DOMAIN.slots)
-        tracker.update_with_events(_start(), DOMAIN)
-        await ours.save(tracker)
+        await _start_session(ours, "wx-3")
         mine = await ours.retrieve("wx-3")
         other = await theirs.retrieve("wx-3")
         other.update_with_events(_turn("他"), DOMAIN)
@@ -115,12 +113,8 @@ def test_not_kept_past_the_window_or_when_off(tmp_path: Path, monkeypatch: pytes
 
     async def run(sender: str) -> tuple[bool, bool]:
         store = _store(tmp_path)
-        tracker = DialogueStateTracker(sender, DOMAIN.slots)
-        tracker.update_with_events(_start(), DOMAIN)
-        await store.save(tracker)
-        tracker = await store.retrieve(sender)
-        tracker.update_with_events(_turn("一") + _turn("二"), DOMAIN)  # 2 loaded + 6 events, within 10
-        await store.save(tracker)
+        await _start_session(store, sender)
+        tracker = await _take_turn(store, sender, "一", "二")  # 2 loaded + 6 events, within 10
         kept = await store.retrieve(sender)
         within = kept is tracker
         if within:
@@ -139,12 +133,8 @@ def test_at_most_the_configured_senders_are_kept(tmp_path: Path, monkeypatch: py
     async def run() -> IndexedSQLTrackerStore:
         store = _store(tmp_path)
         for n in range(6):
-            tracker = DialogueStateTracker(f"wx-{n}", DOMAIN.slots)
-            tracker.update_with_events(_start(), DOMAIN)
-            await store.save(tracker)
-            tracker = await store.retrieve(f"wx-{n}")
-            tracker.update_with_events(_turn("一"), DOMAIN)
-            await store.save(tracker)
+            await _start_session(store, f"wx-{n}")
+            await _take_turn(store, f"wx-{n}", "一")
         return store
 
     assert list(asyncio.run(run())._kept) == ["wx-3", "wx-4", "wx-5"]
