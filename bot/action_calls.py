@@ -75,7 +75,9 @@ async def skip_settled_identity(self: Any, extraction_events: List[Any], output_
 def encode_json(value: Any) -> str:
     """`json.dumps`, faster: ujson, or the standard encoder for what ujson declines (NaN, huge ints)."""
     try:
-        return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False)
+        # ASCII, as json.dumps writes it: a lone surrogate a customer typed
+        # stays an escape instead of failing the UTF-8 encoding of the body.
+        return ujson.dumps(value, escape_forward_slashes=False)
     except (OverflowError, TypeError, ValueError):
         return json.dumps(value)
 

@@ -146,7 +146,7 @@ async def test_a_real_action_call_reaches_the_server_as_the_standard_encoder_wou
 
     fake, endpoint = server
     tracker = _tracker(customer_id="7", order_number="260101000001")
-    tracker.update(UserUttered("我的快递到哪了😡 </script> \u2028", {"name": "query_order", "confidence": 0.8731},
+    tracker.update(UserUttered("我的快递到哪了😡 </script> \u2028 \ud800", {"name": "query_order", "confidence": 0.8731},
                                entities=[{"entity": "amount", "value": 1e-7}]))
     payload = RemoteAction("action_query_order", endpoint)._action_call_format(tracker, DOMAIN)
     await endpoint.request(json=payload, method="post")
