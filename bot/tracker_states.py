@@ -110,15 +110,6 @@ class _Walk:
         return turn_was_hidden, last_ml_action_sub_state
 
 
-def both_state_histories(tracker: Any, domain: Domain, omit_unset_slots: bool,
-                         rule_only_data: Optional[Dict[Text, Any]]) -> Tuple[List[State], List[State]]:
-    """(all turns, without rule-only turns): `Domain.states_for_tracker_history`
-    with ``ignore_rule_only_turns`` False and True, from one replay."""
-    walk = _Walk(tracker, domain, omit_unset_slots, rule_only_data)
-    walk.advance(tracker.applied_events())
-    return walk.histories()
-
-
 #: Walks kept per tracker, one per (domain, omit_unset_slots, rule-only data) asked for.
 MAX_WALKS = 4
 
