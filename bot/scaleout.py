@@ -168,7 +168,7 @@ class Topology:
 
     def rasa_command(self, i: int) -> list[str]:
         python = str(Path(sys.executable).parent / "python")
-        return [python, "-m", "bot.rasa_server", "run", "--enable-api", "--auth-token", self.state["token"],
+        return [python, "-m", "bot.rasa_server", "run", "--enable-api", f"--auth-token={self.state['token']}",
                 "-i", "127.0.0.1", "-p", str(self.state["ports"]["rasa"][i - 1]), "--model",
                 str(ROOT / "models" / "kefu.tar.gz"), "--endpoints", str(ENDPOINTS),
                 "--credentials", str(CREDENTIALS), "--cors", "http://127.0.0.1"]
