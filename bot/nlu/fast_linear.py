@@ -12,15 +12,18 @@ softmax (several classes) or the logistic (two classes) of the scores over
 those few features.
 
 Built only for what Kefu ships: TF-IDF vectorizers with sublinear tf and l2
-norm (one, or several in a `FeatureUnion`), then a multinomial logistic
-regression or a binary one.  Anything else gets None, and the caller keeps
-sklearn's path.  Tests hold both models to sklearn's probabilities.
+norm (one, or several in a `FeatureUnion`), then a logistic regression:
+multinomial (softmax of the scores), one-vs-rest over several classes (each
+class's logistic, rescaled to sum to one, as sklearn does), or binary.
+Anything else gets None, and the caller keeps sklearn's path.  Tests hold
+the models to sklearn's probabilities.
 """
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
+from scipy.special import expit
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -38,11 +41,13 @@ def _vectorizers(features: Any) -> Optional[List[TfidfVectorizer]]:
 class FastScorer:
     """``predict_proba`` of a two-step (features, classifier) pipeline, one document at a time."""
 
-    def __init__(self, blocks: List[tuple], coef: np.ndarray, intercept: np.ndarray, binary: bool) -> None:
+    def __init__(self, blocks: List[tuple], coef: np.ndarray, intercept: np.ndarray, binary: bool,
+                 one_vs_rest: bool = False) -> None:
         self._blocks = blocks        # (analyze, vocabulary, idf, column offset) per vectorizer
         self._coef = coef            # classes (1 when binary) x features
         self._intercept = intercept
         self._binary = binary
+        self._one_vs_rest = one_vs_rest  # several classes, each its own logistic
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline) -> Optional["FastScorer"]:
@@ -55,16 +60,17 @@ class FastScorer:
         binary = len(classifier.classes_) == 2
         if binary and classifier.multi_class == "multinomial":
             return None
-        if not binary and (classifier.solver == "liblinear" or classifier.multi_class == "ovr"):
-            return None  # one-vs-rest probabilities over several classes: sklearn's path
+        # sklearn's own rule for which probabilities predict_proba gives
+        one_vs_rest = not binary and (classifier.multi_class == "ovr" or (
+            classifier.multi_class == "auto" and classifier.solver == "liblinear"))
         blocks, offset = [], 0
         for part in vectorizers:
             blocks.append((part.build_analyzer(), part.vocabulary_, part.idf_, offset))
             offset += len(part.vocabulary_)
         if offset != classifier.coef_.shape[1]:
             return None
-        return cls(blocks, np.ascontiguousarray(classifier.coef_), classifier.intercept_.astype(np.float64),
-                   binary)
+        return cls(blocks, np.ascontiguousarray(classifier.coef_),
+                   np.zeros(classifier.coef_.shape[0]) + classifier.intercept_, binary, one_vs_rest)
 
     def predict_proba(self, document: str) -> Tuple[np.ndarray, bool]:
         """The classes' probabilities (sklearn's order), and whether any feature was known."""
@@ -86,6 +92,9 @@ class FastScorer:
         if self._binary:
             positive = 1.0 / (1.0 + np.exp(-scores[0]))
             return np.array([1.0 - positive, positive]), known
+        if self._one_vs_rest:
+            expit(scores, out=scores)
+            return scores / scores.sum(), known
         scores -= scores.max()
         np.exp(scores, out=scores)
         return scores / scores.sum(), known

@@ -127,14 +127,38 @@ def test_the_fast_path_matches_sklearn_on_any_text(trained, text: str) -> None:
                        rtol=0, atol=1e-12)
 
 
-def test_one_vs_rest_models_keep_sklearns_path(tmp_path: Path) -> None:
+@pytest.fixture()
+def trained_ovr(tmp_path: Path) -> tuple[LinearIntentClassifier, JiebaTokenizer]:
     tokenizer = _tokenizer(tmp_path)
     data = TrainingData([Message.build(text=t, intent=intent) for intent, ts in EXAMPLES.items() for t in ts])
     tokenizer.process_training_data(data)
     (tmp_path / "m").mkdir()
-    config = {**LinearIntentClassifier.get_default_config(), "multinomial": False}
+    config = {**LinearIntentClassifier.get_default_config(), "multinomial": False, "c": 100.0}
     component = LinearIntentClassifier.create(config, LocalModelStorage(tmp_path / "m"), Resource("ovr"),
                                               ExecutionContext(GraphSchema({})))
     component.train(data)
+    return component, tokenizer
+
+
+def test_one_vs_rest_models_take_the_fast_path_too(trained_ovr) -> None:
+    component, tokenizer = trained_ovr
+    from bot.nlu.linear_intent import FastScorer, _document
+
     message = component.process(_messages(tokenizer, ["我想退货"]))[0]
-    assert message.get("intent")["name"] == "request_return" and component._fast is False
+    assert message.get("intent")["name"] == "request_return"
+    assert isinstance(component._fast, FastScorer)
+    texts = ["我想退货", "运费多少钱", "", "hi", "🙂", "退货退货退货 运费 在吗", "ZZZ 123"]
+    documents = [_document(m) for m in _messages(tokenizer, texts)]
+    assert np.allclose(component._predict_proba(documents), component._pipeline.predict_proba(documents),
+                       rtol=0, atol=1e-12)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=60))
+def test_the_one_vs_rest_fast_path_matches_sklearn_on_any_text(trained_ovr, text: str) -> None:
+    component, tokenizer = trained_ovr
+    from bot.nlu.linear_intent import _document
+
+    documents = [_document(m) for m in _messages(tokenizer, [text])]
+    assert np.allclose(component._predict_proba(documents), component._pipeline.predict_proba(documents),
+                       rtol=0, atol=1e-12)
