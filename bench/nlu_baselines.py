@@ -8,8 +8,9 @@ Systems:
 - ``kefu``: the shipped model (models/kefu.tar.gz), parsed through Rasa's Agent;
 - ``tfidf_lr``: TF-IDF character n-grams + logistic regression
   (bench/tfidf_intent.py), with Kefu's text normalisation, no fallback;
-- ``tfidf_lr_fallback``: the same model behind Kefu's fallback rule
-  (threshold 0.45, ambiguity 0.08 on its probabilities), for the fallback rate;
+- ``tfidf_lr_fallback``: the same model behind Kefu's fallback rule (the
+  FallbackClassifier's threshold and ambiguity in config.yml, applied to its
+  probabilities), for the fallback rate;
 - ``rasa_default``: Rasa's `rasa init` pipeline (bench/rasa_default_baseline.py),
   NLU only, trained once into var/bench/nlu_baseline_model/ and reused while
   the config and data/ are unchanged (``--retrain`` forces a new training).
@@ -52,9 +53,20 @@ OUT = ROOT / "var" / "bench" / "nlu_baselines.json"
 SELECTION = ROOT / "var" / "bench" / "nlu_baselines_tfidf_selection.json"
 BASELINE_MODEL_DIR = ROOT / "var" / "bench" / "nlu_baseline_model"
 KEFU_MODEL = ROOT / "models" / "kefu.tar.gz"
-# Kefu's FallbackClassifier settings (config.yml), applied to the TF-IDF
-# baseline's probabilities in the tfidf_lr_fallback row.
-KEFU_FALLBACK = (0.45, 0.08)
+CONFIG = ROOT / "config.yml"
+
+
+def kefu_fallback(config: Path = CONFIG) -> tuple[float, float]:
+    """Kefu's FallbackClassifier (threshold, ambiguity) from config.yml, applied to
+    the TF-IDF baseline's probabilities in the tfidf_lr_fallback row: the rule
+    the shipped bot runs, read rather than copied so the two cannot drift."""
+    from rasa.shared.utils.io import read_yaml_file
+
+    for step in read_yaml_file(config)["pipeline"]:
+        if step["name"] == "FallbackClassifier":
+            return float(step.get("threshold", 0.3)), float(step.get("ambiguity_threshold", 0.1))
+    raise ValueError(f"{config} has no FallbackClassifier")
+
 WARM_UP = ("你好", "我的订单到哪了", "運費多少")
 
 
@@ -182,7 +194,8 @@ def run(retrain: bool = False, skip_rasa_default: bool = False, reselect: bool =
         start = time.perf_counter()
         tfidf = TfidfIntentClassifier(c=best["c"], max_ngram=best["max_ngram"]).fit(texts, labels)
         tfidf_seconds = time.perf_counter() - start
-    tfidf_fb = tfidf.with_fallback(*KEFU_FALLBACK)
+    fallback = kefu_fallback()
+    tfidf_fb = tfidf.with_fallback(*fallback)
 
     systems: list[tuple[str, dict, Callable[[], Callable[[str], tuple[str, Optional[str]]]]]] = [
         ("kefu", {"train_seconds": _kefu_training_seconds(),
@@ -190,7 +203,7 @@ def run(retrain: bool = False, skip_rasa_default: bool = False, reselect: bool =
          lambda: rasa_parser(KEFU_MODEL)),
         ("tfidf_lr", {"train_seconds": round(tfidf_seconds, 2), "selection": selection},
          lambda: tfidf_parser(tfidf)),
-        ("tfidf_lr_fallback", {"train_seconds": round(tfidf_seconds, 2), "fallback": KEFU_FALLBACK},
+        ("tfidf_lr_fallback", {"train_seconds": round(tfidf_seconds, 2), "fallback": fallback},
          lambda: tfidf_parser(tfidf_fb)),
     ]
     if not skip_rasa_default and "rasa_default" in only:

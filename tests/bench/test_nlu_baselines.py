@@ -157,3 +157,16 @@ def test_score_lists_each_error_with_its_sentence() -> None:
     parsed = [Parsed("greet", None, 0.001), Parsed("nlu_fallback", None, 0.001)]
     assert score(examples, parsed)["errors"] == [
         {"text": "退钱", "gold": "query_refund", "predicted": "nlu_fallback"}]
+
+
+def test_the_baselines_fallback_is_the_one_kefu_ships(tmp_path) -> None:
+    from bench.nlu_baselines import kefu_fallback
+
+    assert kefu_fallback() == (0.3, 0.0)  # config.yml's FallbackClassifier today
+    other = tmp_path / "config.yml"
+    other.write_text("pipeline:\n  - name: JiebaTokenizer\n  - name: FallbackClassifier\n"
+                     "    threshold: 0.45\n    ambiguity_threshold: 0.08\n")
+    assert kefu_fallback(other) == (0.45, 0.08)
+    (tmp_path / "none.yml").write_text("pipeline:\n  - name: JiebaTokenizer\n")
+    with pytest.raises(ValueError):
+        kefu_fallback(tmp_path / "none.yml")
