@@ -191,3 +191,38 @@ def test_the_complaint_category_comes_from_the_complaint_itself(text: str, categ
 def test_the_complaint_category_is_inferred_only_when_opening_the_form(slots: dict, intent: str) -> None:
     tracker = make_tracker(slots, text="快递员把箱子摔坏了", intent=intent)
     assert asyncio.run(ValidateComplaintForm().extract_complaint_category(CollectingDispatcher(), tracker, {})) == {}
+
+
+RETURN_DOMAIN: dict[str, Any] = {
+    "forms": {"return_form": {"required_slots": ["order_number", "phone_last4", "return_reason"]}}, "slots": {}}
+
+
+def _return_reason_turn(text: str) -> tuple[list[dict], list[dict]]:
+    from actions.returns import ValidateReturnForm
+
+    # What Rasa hands the validation action: the form's from_text mapping has
+    # already put the message into return_reason.
+    latest = {"text": text, "intent": {"name": "deny", "confidence": 0.99}, "entities": [], "message_id": "m1"}
+    tracker = Tracker("action-test", verified(1, order_number="260101000003", requested_slot="return_reason",
+                                              return_reason=text), latest,
+                      [{"event": "user", "text": text, "parse_data": latest},
+                       {"event": "slot", "name": "return_reason", "value": text}],
+                      False, None, {"name": "return_form"}, "action_listen")
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ValidateReturnForm().run(dispatcher, tracker, RETURN_DOMAIN))
+    return events, dispatcher.messages
+
+
+@pytest.mark.parametrize("reason", ["音质没有想象中好，不太喜欢", "没有想象中好用，也不太喜欢这个颜色"])
+def test_a_reason_that_reads_like_no_is_still_the_reason(reason: str) -> None:
+    events, messages = _return_reason_turn(reason)
+    assert SlotSet("return_reason", reason) in events
+    assert not any(m.get("response") == "utter_form_stopped" for m in messages)
+    assert SlotSet("flow_blocked", True) not in events
+
+
+@pytest.mark.parametrize("refusal", ["算了不退了", "不用了，谢谢", "我想了想还是不退货了吧", "算了算了这个货我自己留着用吧"])
+def test_a_refusal_in_a_free_text_slot_ends_the_form(refusal: str) -> None:
+    events, messages = _return_reason_turn(refusal)
+    assert [m.get("response") for m in messages] == ["utter_form_stopped"]
+    assert events == [SlotSet("flow_blocked", True), SlotSet("requested_slot", None)]
