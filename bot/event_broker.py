@@ -23,11 +23,12 @@ class BatchSQLEventBroker(SQLEventBroker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         use_pooled_sqlite(self)
+        self._insert = self.SQLBrokerEvent.__table__.insert()  # built once, run every turn
 
     def publish_many(self, events: Iterable[Dict[str, Any]]) -> None:
         rows = [{"sender_id": e.get("sender_id"), "data": json.dumps(e)} for e in events]
         if not rows:
             return
         with self.session_scope() as session:
-            session.execute(self.SQLBrokerEvent.__table__.insert(), rows)
+            session.execute(self._insert, rows)
             session.commit()

@@ -168,6 +168,33 @@ class _Folded(NamedTuple):
 FOLD_CACHE_SIZE = 5000
 
 
+class _Statements:
+    """The statements every turn runs, built once with bound parameters.
+
+    Building them per call (expressions, literal coercion, cache keys) was
+    ~4 % of the Rasa process under the REST load; the SQL is the same.
+    """
+
+    def __init__(self, table: sa.Table) -> None:
+        c = table.c
+        sender = c.sender_id == sa.bindparam("sender")
+        self.insert = table.insert()
+        self.newest_id = sa.select(sa.func.max(c.id)).where(sender)
+        self.stored_since = sa.select(sa.func.count(), sa.func.max(c.id)).where(
+            sender, c.id > sa.bindparam("after"))
+        self.session_start = sa.select(sa.func.max(c.timestamp)).where(
+            sender, c.type_name == SessionStarted.type_name)
+        rows = sa.select(c.id, c.data).where(sender)
+        in_session = rows.where(c.timestamp >= sa.bindparam("start"))
+        # (since a session start?, after a row id?) -> the rows query
+        self.rows = {
+            (False, False): rows.order_by(c.id),
+            (True, False): in_session.order_by(c.id),
+            (False, True): rows.where(c.id > sa.bindparam("after")).order_by(c.id),
+            (True, True): in_session.where(c.id > sa.bindparam("after")).order_by(c.id),
+        }
+
+
 class _Kept(NamedTuple):
     """A tracker saved by the sender's last turn, to serve the next one."""
 
@@ -190,6 +217,7 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
         use_pooled_sqlite(self)
         self._folded: "OrderedDict[str, _Folded]" = OrderedDict()
         self._kept: "OrderedDict[str, _Kept]" = OrderedDict()
+        self._sql = _Statements(self.SQLEvent.__table__)
 
     async def _retrieve(
         self, sender_id: str, fetch_events_from_all_sessions: bool
@@ -223,9 +251,8 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
         kept = self._kept.pop(sender_id, None)
         if kept is None or len(kept.tracker.events) != kept.events:
             return None
-        table = self.SQLEvent.__table__
         with self.session_scope() as session:
-            newest = session.execute(sa.select(sa.func.max(table.c.id)).where(table.c.sender_id == sender_id)).scalar()
+            newest = session.execute(self._sql.newest_id, {"sender": sender_id}).scalar()
         return kept.tracker if newest == kept.last_id else None
 
     def _keep(self, tracker: DialogueStateTracker, new_events: List[Event], stored_now: Optional[tuple]) -> None:
@@ -260,25 +287,21 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
         BENCHMARKS.md).  The fold is used only while the same session is the
         current one.
         """
-        table = self.SQLEvent.__table__
+        sql = self._sql
         with self.session_scope() as session:
-            session_start = session.execute(
-                sa.select(sa.func.max(table.c.timestamp)).where(
-                    table.c.sender_id == sender_id, table.c.type_name == SessionStarted.type_name)
-            ).scalar()
-            query = sa.select(table.c.id, table.c.data).where(table.c.sender_id == sender_id)
-            if session_start is not None:
-                query = query.where(table.c.timestamp >= session_start)
+            session_start = session.execute(sql.session_start, {"sender": sender_id}).scalar()
+            params: Dict[str, Any] = {"sender": sender_id, "start": session_start}
+            in_session = session_start is not None
             folded = self._folded.get(sender_id)
             rows = []
             if folded is not None and folded.session_start == session_start:
-                rows = session.execute(query.where(table.c.id > folded.upto_id).order_by(table.c.id)).all()
+                rows = session.execute(sql.rows[in_session, True], {**params, "after": folded.upto_id}).all()
             if rows:
                 prefix = folded.prefix
                 self._folded.move_to_end(sender_id)
             else:
                 prefix = []
-                rows = session.execute(query.order_by(table.c.id)).all()
+                rows = session.execute(sql.rows[in_session, False], params).all()
         events = prefix + [json.loads(data) for _, data in rows]
         last_id = rows[-1][0] if rows else None
         fold = fold_session(sender_id, events, self.domain.slots, session_window(), fixed=len(prefix))
@@ -303,15 +326,13 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
             if serialised:
                 # One executemany of plain rows: the ORM's unit of work built an
                 # object per event only to insert it (BENCHMARKS.md, REST).
-                table = self.SQLEvent.__table__
-                session.execute(table.insert(),
+                session.execute(self._sql.insert,
                                 [self._row(tracker.sender_id, event, data) for event, data in serialised])
                 if last_id is not None:
                     # What this sender has stored since the tracker was loaded:
                     # exactly our rows, unless another writer got in between.
                     stored_now = tuple(session.execute(
-                        sa.select(sa.func.count(), sa.func.max(table.c.id)).where(
-                            table.c.sender_id == tracker.sender_id, table.c.id > last_id)).one())
+                        self._sql.stored_since, {"sender": tracker.sender_id, "after": last_id}).one())
                 session.commit()
             elif last_id is not None:
                 stored_now = (0, last_id)  # nothing new; `_take_kept` checks for other writers
