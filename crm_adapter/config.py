@@ -68,12 +68,20 @@ def crm_url(env: Optional[Mapping[str, str]] = None) -> str:
     return url or f"sqlite:///{default_sqlite_path()}"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+_SQLITE_SYNC_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def make_engine(url: str, *, echo: bool = False, sqlite_synchronous: str = "FULL") -> Engine:
     """Create a 2.0-style engine for ``url`` with the settings described above.
 
-    Raises SQLAlchemy's own errors (bad URL, missing driver); the service turns
-    them into `CRMUnavailable`.  Nothing connects until first use.
+    ``sqlite_synchronous`` is SQLite's `PRAGMA synchronous` for a file
+    database (FULL, SQLite's default, for the CRM: a committed complaint
+    survives a power cut).  Raises SQLAlchemy's own errors (bad URL, missing
+    driver); the service turns them into `CRMUnavailable`.  Nothing connects
+    until first use.
     """
+    if sqlite_synchronous not in _SQLITE_SYNC_LEVELS:
+        raise ValueError(f"sqlite_synchronous must be one of {_SQLITE_SYNC_LEVELS}")
     parsed = make_url(url)
     # hide_parameters: error messages and echo logs would otherwise carry the
     # bound values -- phone numbers, addresses -- into logs.
@@ -103,7 +111,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             file_path = database
         kwargs["connect_args"] = connect_args
         engine = create_engine(url, **kwargs)
-        _install_sqlite_events(engine, file_path)
+        _install_sqlite_events(engine, file_path, sqlite_synchronous)
         return engine
 
     if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
@@ -148,7 +156,7 @@ def _file_identity(path: str) -> Optional[tuple[int, int]]:
     return st.st_dev, st.st_ino
 
 
-def _install_sqlite_events(engine: Engine, file_path: Optional[str] = None) -> None:
+def _install_sqlite_events(engine: Engine, file_path: Optional[str] = None, synchronous: str = "FULL") -> None:
     busy_ms = int(SQLITE_BUSY_TIMEOUT_S * 1000)
 
     if file_path is not None:
@@ -174,6 +182,7 @@ def _install_sqlite_events(engine: Engine, file_path: Optional[str] = None) -> N
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             _switch_to_wal(cursor, SQLITE_BUSY_TIMEOUT_S)
             cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
         finally:
             cursor.close()
 
@@ -183,7 +192,7 @@ def _install_sqlite_events(engine: Engine, file_path: Optional[str] = None) -> N
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def pooled_sqlite_engine(engine: Engine) -> Engine:
+def pooled_sqlite_engine(engine: Engine, *, synchronous: str = "FULL") -> Engine:
     """`make_engine`'s engine for a SQLite file engine created elsewhere; others unchanged.
 
     For Rasa's tracker store and event broker, which create plain engines:
@@ -195,7 +204,7 @@ def pooled_sqlite_engine(engine: Engine) -> Engine:
     """
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return engine
-    return make_engine(engine.url.render_as_string(hide_password=False))
+    return make_engine(engine.url.render_as_string(hide_password=False), sqlite_synchronous=synchronous)
 
 
 def _switch_to_wal(cursor: Any, timeout_s: float) -> None:

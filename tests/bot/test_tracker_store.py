@@ -212,6 +212,10 @@ def test_the_tracker_and_event_files_use_the_wal_journal_on_kept_connections(tmp
     for name in ("events", "tracker"):
         assert _rows(tmp_path / f"{name}.sqlite3", "PRAGMA journal_mode") == [("wal",)]
         assert (tmp_path / f"{name}.sqlite3-wal").exists()
+    # Conversation files commit without waiting for the disk (SQLite's advice for WAL).
+    for engine in (store.engine, broker.engine):
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     assert asyncio.run(store.retrieve("wx-wal")).latest_message.text == "你好"
 
 

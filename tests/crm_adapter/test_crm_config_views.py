@@ -35,6 +35,8 @@ def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(crm: CRM) -> N
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == int(config.SQLITE_BUSY_TIMEOUT_S * 1000)
+        # The CRM waits for the disk at commit: a committed complaint survives a power cut.
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
 
 
 def test_foreign_keys_are_enforced(crm: CRM) -> None:
