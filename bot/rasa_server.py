@@ -34,6 +34,8 @@ Fourth and fifth, fewer and cheaper calls to the action server: see
 of one per policy: `bot.tracker_states`.  Seventh, the model's graph run in a
 planned order instead of through dask's scheduler: `bot.graph_runner`.
 Eighth, spaCy run once per message, not twice: `bot.nlu.spacy_doc_reuse`.
+Ninth, a tracker copied (before every action) without replaying the whole
+session: `bot.tracker_copy`.
 
 All of them are applied here, explicitly, rather than as a side effect of importing
 some other module; `tests/bot/test_rasa_server.py` checks they accept and
@@ -51,7 +53,7 @@ from jsonschema import Validator
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
-from bot import action_calls, graph_runner, memtrace, tracker_states
+from bot import action_calls, graph_runner, memtrace, tracker_copy, tracker_states
 from bot.nlu import spacy_doc_reuse
 
 logger = logging.getLogger(__name__)
@@ -194,6 +196,7 @@ def install() -> None:
         Event.resolve_by_type = staticmethod(resolve_event_type)  # type: ignore[assignment]
     action_calls.install()
     tracker_states.install()
+    tracker_copy.install()
     graph_runner.install()
     spacy_doc_reuse.install()
 

@@ -104,7 +104,7 @@ def test_install_applies_every_replacement_before_a_model_is_loaded() -> None:
     from rasa.nlu.extractors.spacy_entity_extractor import SpacyEntityExtractor
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from bot import graph_runner, tracker_states
+    from bot import graph_runner, tracker_copy, tracker_states
     from bot.nlu import spacy_doc_reuse
 
     rasa_server.install()
@@ -112,3 +112,4 @@ def test_install_applies_every_replacement_before_a_model_is_loaded() -> None:
     assert DaskGraphRunner.run is graph_runner.run
     assert SpacyEntityExtractor.process is spacy_doc_reuse.process
     assert DialogueStateTracker.past_states is tracker_states.past_states
+    assert DialogueStateTracker.copy is tracker_copy.copy
