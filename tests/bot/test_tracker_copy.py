@@ -4,33 +4,18 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop,
                                      AllSlotsReset, BotUttered, EntitiesAdded, FollowupAction, LoopInterrupted,
                                      Restarted, SessionStarted, SlotSet, UserUttered, UserUtteranceReverted)
-from rasa.shared.core.generator import TrainingDataGenerator
 from rasa.shared.core.trackers import DialogueStateTracker
-from rasa.shared.importers.importer import TrainingDataImporter
 
 from bot import tracker_copy
-from bot.settings import ROOT
 
 tracker_copy.install()
 STOCK = tracker_copy._STOCK[0]
-
-
-@pytest.fixture(scope="module")
-def training() -> tuple[Domain, list]:
-    importer = TrainingDataImporter.load_from_dict(
-        domain_path=str(ROOT / "domain.yml"),
-        training_data_paths=[str(ROOT / "data"), str(ROOT / "tests" / "stories")])
-    domain = importer.get_domain()
-    trackers = TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate()
-    assert len(trackers) > 60
-    return domain, trackers
 
 
 def _fields(tracker: DialogueStateTracker) -> dict[str, Any]:

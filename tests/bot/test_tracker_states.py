@@ -5,32 +5,17 @@ import json
 import tarfile
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted
-from rasa.shared.core.generator import TrainingDataGenerator
 from rasa.shared.core.trackers import DialogueStateTracker
-from rasa.shared.importers.importer import TrainingDataImporter
 
 from bot import tracker_states
-from bot.settings import ROOT
 from tests.conftest import MODEL
 
 tracker_states.install()
 STOCK = tracker_states._STOCK[0]
-
-
-@pytest.fixture(scope="module")
-def training() -> tuple[Domain, list]:
-    importer = TrainingDataImporter.load_from_dict(
-        domain_path=str(ROOT / "domain.yml"),
-        training_data_paths=[str(ROOT / "data"), str(ROOT / "tests" / "stories")])
-    domain = importer.get_domain()
-    trackers = TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate()
-    assert len(trackers) > 60  # the rules, the stories and the end-to-end test stories
-    return domain, trackers
 
 
 def _rule_only_data(domain: Domain) -> dict[str, Any]:
