@@ -18,7 +18,7 @@ themselves are shared, as a replay shares them.
 
 The replica is brought up to date only while the history has only grown:
 the event it replayed last is still the same object at the same place.
-Otherwise (events reverted or replaced) a new replica replays them all, as
+Otherwise (events removed or replaced) a new replica replays them all, as
 stock does.  A bounded history (which drops events from the front) always
 gets stock's copy.
 
