@@ -90,7 +90,7 @@ class FastScorer:
             weights /= np.sqrt(np.dot(weights, weights))
             scores += self._coef[:, columns + offset] @ weights
         if self._binary:
-            positive = 1.0 / (1.0 + np.exp(-scores[0]))
+            positive = expit(scores[0])
             return np.array([1.0 - positive, positive]), known
         if self._one_vs_rest:
             expit(scores, out=scores)

@@ -6,6 +6,14 @@ from sqlalchemy import select
 from tests.conftest import Chat
 
 
+def test_a_customer_who_changes_their_mind_leaves_the_return_form(zhangwei: Chat, stack_crm) -> None:
+    # Before the next test files a return for this order (the customers are shared).
+    before = len(stack_crm.returns_for_customer(1))
+    assert "退货原因" in zhangwei.say("耳机不想要了，订单260101000003我要退货")
+    assert "已为您取消当前操作" in zhangwei.say("算了不退了")
+    assert len(stack_crm.returns_for_customer(1)) == before  # nothing filed
+
+
 def test_return_request_for_recent_delivery(zhangwei: Chat, stack_crm) -> None:
     assert "退货原因" in zhangwei.say("耳机不想要了，订单260101000003我要退货")
     reply = zhangwei.say("音质没有想象中好，不太喜欢")
