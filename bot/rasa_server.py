@@ -35,7 +35,9 @@ of one per policy: `bot.tracker_states`.  Seventh, the model's graph run in a
 planned order instead of through dask's scheduler: `bot.graph_runner`.
 Eighth, spaCy run once per message, not twice: `bot.nlu.spacy_doc_reuse`.
 Ninth, a tracker copied (before every action) without replaying the whole
-session: `bot.tracker_copy`.
+session: `bot.tracker_copy`.  Tenth, the loaded model kept out of the
+garbage collector's full passes, which stopped the server for 0.3 s every
+few seconds: `bot.heap_freeze`.
 
 All of them are applied here, explicitly, rather than as a side effect of importing
 some other module; `tests/bot/test_rasa_server.py` checks they accept and
@@ -53,7 +55,7 @@ from jsonschema import Validator
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
-from bot import action_calls, graph_runner, memtrace, tracker_copy, tracker_states
+from bot import action_calls, graph_runner, heap_freeze, memtrace, tracker_copy, tracker_states
 from bot.nlu import spacy_doc_reuse
 
 logger = logging.getLogger(__name__)
@@ -199,6 +201,7 @@ def install() -> None:
     tracker_copy.install()
     graph_runner.install()
     spacy_doc_reuse.install()
+    heap_freeze.install()
 
 
 def main() -> None:
