@@ -66,7 +66,7 @@ class Stack:
         s = self.settings
         python = str(Path(sys.executable).parent / "python")
         commands = {
-            "actions": [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(s.action_port)],
+            "actions": [python, "-m", "bot.action_server", "--actions", "actions", "--port", str(s.action_port)],
             "rasa": [python, "-m", "bot.rasa_server", "run", "--enable-api", f"--auth-token={s.rasa_token}",
                      "-i", s.host, "-p", str(s.rasa_port), "--model", str(s.model_path),
                      "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",

@@ -147,7 +147,7 @@ class Topology:
                                     "--port", str(pg.port), "--username", str(pg.username),
                                     "--db", EVENTS_DB], env)
         for i, port in enumerate(ports["actions"], 1):
-            self._spawn(f"actions-{i}", [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)], env)
+            self._spawn(f"actions-{i}", [python, "-m", "bot.action_server", "--actions", "actions", "--port", str(port)], env)
         self._start_nginx(ports)
         for i, port in enumerate(ports["rasa"], 1):
             self._spawn(f"rasa-{i}", self.rasa_command(i), env)

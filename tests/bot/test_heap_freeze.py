@@ -54,3 +54,18 @@ def test_a_loaded_model_is_out_of_the_collectors_walk_and_a_replaced_one_is_free
     agent.load_model(str(MODEL))
     assert old() is None, "the replaced model's processor is still alive"
     assert 200_000 < gc.get_freeze_count() < 1.03 * frozen
+
+
+@pytest.mark.usefixtures("unfrozen_afterwards")
+def test_the_action_server_freezes_once_its_actions_are_registered() -> None:
+    from rasa_sdk import endpoint
+
+    from bot import action_server
+
+    gc.unfreeze()
+    action_server.install()
+    action_server.install()  # idempotent: wrapped once
+    assert endpoint.create_app.__wrapped__.__module__ == "rasa_sdk.endpoint"
+    app = endpoint.create_app("actions")
+    assert gc.get_freeze_count() > 20_000
+    assert {route.path for route in app.router.routes} >= {"webhook", "health", "actions"}
