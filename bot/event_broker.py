@@ -29,6 +29,5 @@ class BatchSQLEventBroker(SQLEventBroker):
         rows = [{"sender_id": e.get("sender_id"), "data": json.dumps(e)} for e in events]
         if not rows:
             return
-        with self.session_scope() as session:
-            session.execute(self._insert, rows)
-            session.commit()
+        with self.engine.begin() as connection:
+            connection.execute(self._insert, rows)

@@ -179,7 +179,10 @@ class _Statements:
     """The statements every turn runs, built once with bound parameters.
 
     Building them per call (expressions, literal coercion, cache keys) was
-    ~4 % of the Rasa process under the REST load; the SQL is the same.
+    ~4 % of the Rasa process under the REST load; the SQL is the same.  They
+    run on a pooled connection in one transaction (`engine.begin()`), not in
+    an ORM session: a session's set-up, connection binding and close were
+    another ~8 % of a turn's retrieve and save (in-process A/B, six pairs).
     """
 
     def __init__(self, table: sa.Table) -> None:
@@ -258,8 +261,8 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
         kept = self._kept.pop(sender_id, None)
         if kept is None or len(kept.tracker.events) != kept.events:
             return None
-        with self.session_scope() as session:
-            newest = session.execute(self._sql.newest_id, {"sender": sender_id}).scalar()
+        with self.engine.begin() as connection:
+            newest = connection.execute(self._sql.newest_id, {"sender": sender_id}).scalar()
         return kept.tracker if newest == kept.last_id else None
 
     def _keep(self, tracker: DialogueStateTracker, new_events: List[Event], stored_now: Optional[tuple]) -> None:
@@ -295,20 +298,20 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
         current one.
         """
         sql = self._sql
-        with self.session_scope() as session:
-            session_start = session.execute(sql.session_start, {"sender": sender_id}).scalar()
+        with self.engine.begin() as connection:  # one snapshot for the two or three reads
+            session_start = connection.execute(sql.session_start, {"sender": sender_id}).scalar()
             params: Dict[str, Any] = {"sender": sender_id, "start": session_start}
             in_session = session_start is not None
             folded = self._folded.get(sender_id)
             rows = []
             if folded is not None and folded.session_start == session_start:
-                rows = session.execute(sql.rows[in_session, True], {**params, "after": folded.upto_id}).all()
+                rows = connection.execute(sql.rows[in_session, True], {**params, "after": folded.upto_id}).all()
             if rows:
                 prefix = folded.prefix
                 self._folded.move_to_end(sender_id)
             else:
                 prefix = []
-                rows = session.execute(sql.rows[in_session, False], params).all()
+                rows = connection.execute(sql.rows[in_session, False], params).all()
         events = prefix + [json.loads(data) for _, data in rows]
         last_id = rows[-1][0] if rows else None
         fold = fold_session(sender_id, events, self.domain.slots, session_window(), fixed=len(prefix))
@@ -326,23 +329,25 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
         stored: Optional[int] = getattr(tracker, _STORED, None)
         last_id: Optional[int] = getattr(tracker, _LAST_ID, None)
         stored_now: Optional[tuple] = None
-        with self.session_scope() as session:
-            new_events: List[Event] = (list(self._additional_events(session, tracker)) if stored is None
-                                       else list(itertools.islice(tracker.events, stored, None)))
-            serialised = [(event, event.as_dict()) for event in new_events]
-            if serialised:
+        if stored is None:  # a tracker this store did not load: ask the database, as stock does
+            with self.session_scope() as session:
+                new_events: List[Event] = list(self._additional_events(session, tracker))
+        else:
+            new_events = list(itertools.islice(tracker.events, stored, None))
+        serialised = [(event, event.as_dict()) for event in new_events]
+        if serialised:
+            with self.engine.begin() as connection:
                 # One executemany of plain rows: the ORM's unit of work built an
                 # object per event only to insert it (BENCHMARKS.md, REST).
-                session.execute(self._sql.insert,
-                                [self._row(tracker.sender_id, event, data) for event, data in serialised])
+                connection.execute(self._sql.insert,
+                                   [self._row(tracker.sender_id, event, data) for event, data in serialised])
                 if last_id is not None:
                     # What this sender has stored since the tracker was loaded:
                     # exactly our rows, unless another writer got in between.
-                    stored_now = tuple(session.execute(
+                    stored_now = tuple(connection.execute(
                         self._sql.stored_since, {"sender": tracker.sender_id, "after": last_id}).one())
-                session.commit()
-            elif last_id is not None:
-                stored_now = (0, last_id)  # nothing new; `_take_kept` checks for other writers
+        elif last_id is not None:
+            stored_now = (0, last_id)  # nothing new; `_take_kept` checks for other writers
         setattr(tracker, _STORED, len(tracker.events))
         self._keep(tracker, [event for event, _ in serialised], stored_now)
         if self.event_broker is not None and serialised:
