@@ -42,6 +42,18 @@ def _post(session: requests.Session, url: str, sender: str, text: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def post_recorded(session: requests.Session, url: str, sender: str, text: str,
+                  latencies: list[float], lock: threading.Lock) -> bool:
+    """One message; its latency appended to `latencies` (under `lock`); False when it failed."""
+    try:
+        ms = _post(session, url, sender, text)
+    except requests.RequestException:
+        return False
+    with lock:
+        latencies.append(ms)
+    return True
+
+
 def run_threads(threads: list[threading.Thread]) -> None:
     """Start every load thread, then wait for all of them."""
     for t in threads:
@@ -81,11 +93,7 @@ def load_url(url: str, crm, concurrency: int, rounds: int) -> dict:
         session = requests.Session()
         for r in range(rounds):
             for text in SCRIPT:
-                try:
-                    ms = _post(session, url, sender, text)
-                    with lock:
-                        latencies.append(ms)
-                except requests.RequestException:
+                if not post_recorded(session, url, sender, text, latencies, lock):
                     with lock:
                         errors += 1
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from bench.rest_load import _post, bound_senders, latency_percentiles
+from bench.rest_load import _post, bound_senders, latency_percentiles, post_recorded
 from bench.stack import running_stack
 
 #: A greeting opens the session; the points question runs a CRM-backed form
@@ -57,11 +57,7 @@ def serve_distinct(url: str, senders: list[str], concurrency: int, every: int,
                 return
             _, sender = item
             for text in TURN:
-                try:
-                    ms = _post(session, url, sender, text)
-                    with lock:
-                        latencies.append(ms)
-                except requests.RequestException:
+                if not post_recorded(session, url, sender, text, latencies, lock):
                     with lock:
                         errors += 1
             with lock:
