@@ -4,10 +4,10 @@ Why: once its model is loaded the Rasa process holds ~620,000 objects the
 cyclic garbage collector tracks (TensorFlow, spaCy, the domain, the graph),
 and CPython's full (generation-2) collection walks every one of them: 0.25 to
 0.32 s per pass here, with the event loop stopped.  Under the REST load one
-such pass came every 8 to 13 seconds, so at 50 messages a second each pass
-held up some fifteen messages that had arrived in the meantime, plus those
-queued while the backlog cleared: reason enough on its own to miss a p95 of
-100 ms.  The model's objects live as long as the process, so walking them
+such pass came in each 13- to 16-second run, so at 50 messages a second each
+pass held up some fifteen messages that had arrived in the meantime, plus
+those queued while the backlog cleared: a few per cent of all messages, about
+what decides a p95.  The model's objects live as long as the process, so walking them
 finds nothing to free.
 
 `gc.freeze()` moves every object that exists at that moment into the

@@ -36,8 +36,8 @@ planned order instead of through dask's scheduler: `bot.graph_runner`.
 Eighth, spaCy run once per message, not twice: `bot.nlu.spacy_doc_reuse`.
 Ninth, a tracker copied (before every action) without replaying the whole
 session: `bot.tracker_copy`.  Tenth, the loaded model kept out of the
-garbage collector's full passes, which stopped the server for 0.3 s every
-few seconds: `bot.heap_freeze`.
+garbage collector's full passes, which stopped the server for 0.3 s about
+once every 15 s under load: `bot.heap_freeze`.
 
 All of them are applied here, explicitly, rather than as a side effect of importing
 some other module; `tests/bot/test_rasa_server.py` checks they accept and
