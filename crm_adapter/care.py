@@ -685,15 +685,7 @@ class Care:
 
 
 def _send_id(value: Any) -> int:
-    if isinstance(value, bool):
-        raise InvalidInput(MSG_SEND_ID)
-    if isinstance(value, int) and value > 0:
-        return value
-    if isinstance(value, float) and value.is_integer() and value > 0:
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit() and int(value.strip()) > 0:
-        return int(value.strip())
-    raise InvalidInput(MSG_SEND_ID)
+    return validation.database_id(value, MSG_SEND_ID)
 
 
 def _guard_public_methods() -> None:

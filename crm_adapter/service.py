@@ -174,19 +174,7 @@ def _lost_a_race(exc: DBAPIError) -> bool:
 
 def _customer_id(value: Any) -> int:
     """Customer ids arrive from Rasa slots: int, float (1.0) or text ("1")."""
-    number: Optional[int] = None
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
-    # Database integers are 64-bit; a larger number is a bug, not a customer.
-    if number is None or not 0 < number < 2**63:
-        raise InvalidInput("系统参数不完整（customer_id），请稍后再试。")
-    return number
+    return validation.database_id(value, "系统参数不完整（customer_id），请稍后再试。")
 
 
 def _optional_customer_id(value: Any) -> Optional[int]:

@@ -228,3 +228,22 @@ def limit(value: Any, *, default: int, maximum: int = 50) -> int:
     except (TypeError, ValueError):
         number = default
     return max(1, min(number, maximum))
+
+
+def database_id(value: Any, message_zh: str) -> int:
+    """A row id that arrived from a Rasa slot: int, float (1.0) or text ("1").
+
+    Database integers are 64-bit: a larger number (a slot set through the HTTP
+    API, say) names no row, and SQLite would raise OverflowError on it."""
+    number: Optional[int] = None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if number is None or not 0 < number < 2**63:
+        raise InvalidInput(message_zh)
+    return number

@@ -212,9 +212,11 @@ def test_bad_input_is_refused_in_chinese_and_changes_nothing(empty_crm: CRM) -> 
         with pytest.raises(InvalidInput) as exc:
             empty_crm.care.set_channel_preference(cid, bad)
         assert "联系渠道" in exc.value.message_zh
-    for bad in (None, "abc", -1, 0, True, 1.5):
+    for bad in (None, "abc", -1, 0, True, 1.5, 2**63, str(2**63), float(2**64)):
         with pytest.raises(InvalidInput):
             empty_crm.care.mark_delivered(bad)
+        with pytest.raises(InvalidInput):
+            empty_crm.care.note_reply_to(bad)
     with pytest.raises(InvalidInput):
         empty_crm.care.record_followup("x", "conv", True, "k")
     assert empty_crm.export_customer(cid)["care_channel_preference"] == []
