@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from bench.rest_load import _post, bound_senders, latency_percentiles, post_recorded
+from bench.rest_load import _post, bound_senders, latency_percentiles, post_recorded, run_threads
 from bench.stack import running_stack
 
 #: A greeting opens the session; the points question runs a CRM-backed form
@@ -40,22 +40,25 @@ def _rss_mb(proc: psutil.Process) -> float:
 def serve_distinct(url: str, senders: list[str], concurrency: int, every: int,
                    processes: dict[str, psutil.Process]) -> dict:
     """Each sender says TURN once; RSS of every process sampled after each `every` senders."""
-    cursor = iter(enumerate(senders))
+    cursor = iter(senders)
     lock = threading.Lock()
     latencies: list[float] = []
     errors = 0
     done = 0
-    samples: list[dict] = [{"senders": 0, **{n: round(_rss_mb(p), 1) for n, p in processes.items()}}]
+
+    def sample(served: int) -> dict:
+        return {"senders": served, **{n: round(_rss_mb(p), 1) for n, p in processes.items()}}
+
+    samples: list[dict] = [sample(0)]
 
     def worker() -> None:
         nonlocal errors, done
         session = requests.Session()
         while True:
             with lock:
-                item = next(cursor, None)
-            if item is None:
+                sender = next(cursor, None)
+            if sender is None:
                 return
-            _, sender = item
             for text in TURN:
                 if not post_recorded(session, url, sender, text, latencies, lock):
                     with lock:
@@ -63,14 +66,10 @@ def serve_distinct(url: str, senders: list[str], concurrency: int, every: int,
             with lock:
                 done += 1
                 if done % every == 0:
-                    samples.append({"senders": done, **{n: round(_rss_mb(p), 1) for n, p in processes.items()}})
+                    samples.append(sample(done))
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([threading.Thread(target=worker) for _ in range(concurrency)])
     elapsed = time.perf_counter() - start
     return {"senders": len(senders), "messages": len(latencies), "errors": errors,
             "seconds": round(elapsed, 1), **latency_percentiles(latencies), "rss_mb": samples}
