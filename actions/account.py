@@ -55,6 +55,8 @@ class ActionQueryMembership(VerifiedFlowAction):
 class ValidateProfileForm(VerifiedFormValidation):
     form = "profile_form"
     flow_slots = ("profile_field", "profile_value", "confirm")
+    own_intent = "update_profile"
+    withdrawal = re.compile(r"不(?:想|要|用)?(?:改|修改|换|更新)了")
 
     def validate_profile_field(self, value: Any, dispatcher: CollectingDispatcher,
                                tracker: Tracker, domain: DomainDict) -> dict[str, Any]:

@@ -11,6 +11,7 @@ customer leave a form ("算了"), ask for a person, or ask an FAQ mid-way.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Optional
 
 from rasa_sdk import Action, Tracker
@@ -51,6 +52,12 @@ class VerifiedFormValidation(FormValidationAction):
 
     form: str = ""
     flow_slots: tuple[str, ...] = ()
+    #: The intent that starts this flow, and how a customer takes it back in
+    #: words.  "我想了想还是不退货了吧" is read as request_return (it is about
+    #: returns), not deny, and "还是不要退了" as deny with half the confidence a
+    #: free-text answer needs; said in the free-text slot, both end the form.
+    own_intent: str = ""
+    withdrawal: Optional[re.Pattern[str]] = None
     needs_order: bool = False
     needs_verification: bool = True
 
@@ -116,8 +123,15 @@ class VerifiedFormValidation(FormValidationAction):
         intent = (latest.get("intent") or {}).get("name")
         confidence = (latest.get("intent") or {}).get("confidence") or 0.0
         requested = tracker.get_slot("requested_slot")
-        if requested is None or confidence < min_confidence:
-            return None  # form just activated, or unsure: let slot filling decide
+        if requested is None:
+            return None  # form just activated: let slot filling decide
+        if requested in _FREE_TEXT_SLOTS and self._withdraws(intent, latest.get("text")):
+            # The words are the evidence here, at any confidence: "还是不要退了"
+            # is deny at 0.50 and "我想了想还是不退货了吧" request_return at 0.90.
+            dispatcher.utter_message(response="utter_form_stopped")
+            return self._end_form()
+        if confidence < min_confidence:
+            return None  # unsure: let slot filling decide
         if intent in _STOP_INTENTS and requested != "confirm":
             if requested in _FREE_TEXT_SLOTS and not _reads_as_refusal(latest.get("text")):
                 return None  # the customer's answer, whatever words it uses
@@ -132,6 +146,11 @@ class VerifiedFormValidation(FormValidationAction):
                 dispatcher.utter_message(response=response)
                 return [SlotSet(requested, None)]
         return None
+
+    def _withdraws(self, intent: Optional[str], text: Optional[str]) -> bool:
+        """The flow's own verb negated, read as a "no" or as the flow's own intent: the request taken back."""
+        return (intent in _STOP_INTENTS or (bool(self.own_intent) and intent == self.own_intent)) \
+            and self.withdrawal is not None and self.withdrawal.search(text or "") is not None
 
     @staticmethod
     def _end_form() -> list[EventType]:

@@ -1,6 +1,7 @@
 """Return requests and refund progress."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -17,6 +18,9 @@ class ValidateReturnForm(VerifiedFormValidation):
     form = "return_form"
     needs_order = True
     flow_slots = ("return_reason",)
+    own_intent = "request_return"
+    # "不退了", "不退货了", "还是不退吧"; not a merchant's refusal ("客服说不退").
+    withdrawal = re.compile(r"(?<![说讲])不(?:想|要|打算)?退(?!款|不)")
 
     def check_order(self, number: str, dispatcher: CollectingDispatcher,
                     tracker: Tracker) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 with a number the customer can quote later."""
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 from rasa_sdk import Action, Tracker
@@ -151,6 +152,8 @@ class ValidateComplaintForm(VerifiedFormValidation):
 
     form = "complaint_form"
     needs_verification = False
+    own_intent = "complain"
+    withdrawal = re.compile(r"不(?:想|要|用|打算)?投诉了")
 
     def dynamic_flow_slots(self, tracker: Tracker) -> list[str]:
         slots = ["complaint_category", "complaint_description"]

@@ -11,7 +11,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import common
-from actions.account import ActionRateService, parse_birthday, parse_rating
+from actions.account import ActionRateService, ValidateProfileForm, parse_birthday, parse_rating
 from actions.handoff import ActionHandleFallback
 from actions.orders import ActionCancelOrder, ActionQueryOrder, ValidateOrderQueryForm
 from actions.tickets import ActionSubmitComplaint, ValidateComplaintForm
@@ -197,12 +197,12 @@ RETURN_DOMAIN: dict[str, Any] = {
     "forms": {"return_form": {"required_slots": ["order_number", "phone_last4", "return_reason"]}}, "slots": {}}
 
 
-def _return_reason_turn(text: str) -> tuple[list[dict], list[dict]]:
+def _return_reason_turn(text: str, intent: str = "deny", confidence: float = 0.99) -> tuple[list[dict], list[dict]]:
     from actions.returns import ValidateReturnForm
 
     # What Rasa hands the validation action: the form's from_text mapping has
     # already put the message into return_reason.
-    latest = {"text": text, "intent": {"name": "deny", "confidence": 0.99}, "entities": [], "message_id": "m1"}
+    latest = {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": [], "message_id": "m1"}
     tracker = Tracker("action-test", verified(1, order_number="260101000003", requested_slot="return_reason",
                                               return_reason=text), latest,
                       [{"event": "user", "text": text, "parse_data": latest},
@@ -219,6 +219,38 @@ def test_a_reason_that_reads_like_no_is_still_the_reason(reason: str) -> None:
     assert SlotSet("return_reason", reason) in events
     assert not any(m.get("response") == "utter_form_stopped" for m in messages)
     assert SlotSet("flow_blocked", True) not in events
+
+
+@pytest.mark.parametrize("withdrawal", ["我想了想还是不退货了吧", "那我不想退了", "还是不要退了，我留着"])
+@pytest.mark.parametrize("intent, confidence", [("request_return", 0.895), ("deny", 0.498)])
+def test_taking_the_return_back_ends_the_form_though_it_reads_as_a_return(withdrawal: str, intent: str,
+                                                                          confidence: float) -> None:
+    # What the classifier makes of such sentences: request_return (they are
+    # about returns) or an unsure deny, both under the 0.9 a free-text answer needs.
+    events, messages = _return_reason_turn(withdrawal, intent=intent, confidence=confidence)
+    assert [m.get("response") for m in messages] == ["utter_form_stopped"]
+    assert events == [SlotSet("flow_blocked", True), SlotSet("requested_slot", None)]
+
+
+@pytest.mark.parametrize("reason", ["客服说不退，可是东西明明是坏的，我要退货", "商家不退款我才来找你们退货的",
+                                    "刚买三天就坏了，不退不行", "我要退货，做工太差了"])
+def test_a_return_reason_that_mentions_not_returning_is_still_the_reason(reason: str) -> None:
+    events, messages = _return_reason_turn(reason, intent="request_return")
+    assert SlotSet("return_reason", reason) in events
+    assert not any(m.get("response") == "utter_form_stopped" for m in messages)
+
+
+@pytest.mark.parametrize("form, text, withdraws", [
+    ("complaint_form", "算了我不投诉了", True),
+    ("complaint_form", "我本来不想投诉的，但是快递员太凶了", False),
+    ("profile_form", "手机号不改了", True),
+    ("profile_form", "新邮箱是zhang@example.com，以前那个不用了", False),
+])
+def test_each_free_text_flow_knows_how_it_is_taken_back(form: str, text: str, withdraws: bool) -> None:
+    validation = {"complaint_form": ValidateComplaintForm, "profile_form": ValidateProfileForm}[form]()
+    assert validation._withdraws(validation.own_intent, text) is withdraws
+    assert validation._withdraws("deny", text) is withdraws
+    assert validation._withdraws("query_order", text) is False  # read as something else entirely
 
 
 @pytest.mark.parametrize("refusal", ["算了不退了", "不用了，谢谢", "我想了想还是不退货了吧", "算了算了这个货我自己留着用吧"])

@@ -1,6 +1,7 @@
 """Returns, refunds, membership, profile, consent and ratings, over REST."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from tests.conftest import Chat
@@ -12,6 +13,18 @@ def test_a_customer_who_changes_their_mind_leaves_the_return_form(zhangwei: Chat
     assert "退货原因" in zhangwei.say("耳机不想要了，订单260101000003我要退货")
     assert "已为您取消当前操作" in zhangwei.say("算了不退了")
     assert len(stack_crm.returns_for_customer(1)) == before  # nothing filed
+
+
+@pytest.mark.parametrize("withdrawal", ["我想了想还是不退货了吧", "还是不要退了，我留着"])
+def test_a_customer_who_thinks_better_of_it_in_a_sentence_files_nothing(zhangwei: Chat, stack_crm,
+                                                                        withdrawal: str) -> None:
+    # Read by the model as request_return (0.90) and as an unsure deny (0.50):
+    # neither may become the return reason.
+    before = len(stack_crm.returns_for_customer(1))
+    assert "退货原因" in zhangwei.say("耳机不想要了，订单260101000003我要退货")
+    reply = zhangwei.say(withdrawal)
+    assert "已为您取消当前操作" in reply and "退货申请已提交" not in reply
+    assert len(stack_crm.returns_for_customer(1)) == before
 
 
 def test_return_request_for_recent_delivery(zhangwei: Chat, stack_crm) -> None:
