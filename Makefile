@@ -47,7 +47,7 @@ soak: model
 scaleout-bench: venv
 	@trap 'scripts/scaleout.sh stop' EXIT; scripts/scaleout.sh start >/dev/null && \
 	$(PY) -m bench.scaleout --attach --concurrency 10 --rounds 3 && \
-	$(PY) -m bench.scaleout --attach --concurrency 10 --rounds 3 --kill-after 15 --out var/bench/scaleout_kill.json && \
+	$(PY) -m bench.scaleout --attach --concurrency 10 --rounds 10 --kill-after 4 --out var/bench/scaleout_kill.json && \
 	KEFU_SCALEOUT_TEST=1 $(PY) -m pytest -p no:cacheprovider -q tests/bot/test_scaleout.py
 
 lock:

@@ -235,6 +235,15 @@ def check(done: list[Sent], pg_url: str) -> dict[str, Any]:
     return results
 
 
+def killed_mid_load(summary: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the kill fell inside the load: a load that ends first proves nothing about failover."""
+    killed = summary.get("killed")
+    if not killed:
+        return False, f"no server was killed: the load ended after {summary['seconds']} s"
+    ok = summary["seconds"] > killed["at_s"] + 1.0
+    return ok, f"{killed['process']} killed {killed['at_s']} s into a load of {summary['seconds']} s"
+
+
 def report(summary: dict[str, Any], checks: Optional[dict[str, Any]]) -> bool:
     print(json.dumps(summary, ensure_ascii=False, indent=2))
     if checks is None:
@@ -266,6 +275,8 @@ def main() -> int:
         kill = (topology, "rasa-1", args.kill_after) if args.kill_after is not None else None
         summary, done = run_load(topology.rest_url, topology.state["pg_url"], args.concurrency, args.rounds, kill)
         checks = check(done, topology.state["pg_url"]) if (kill or args.check) else None
+        if kill and checks is not None:
+            checks = {"a server killed mid-load": killed_mid_load(summary), **checks}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"load": summary, "checks": checks}, ensure_ascii=False, indent=2))
         passed = report(summary, checks)
