@@ -192,6 +192,14 @@ def long_conversation(stack, history: int, probes: int) -> dict:
             "ratio": round(veteran_ms / new_ms, 2)}
 
 
+def rasa_rss_mb(stack) -> float:
+    """Resident memory of the Rasa server with all its workers (each holds a model)."""
+    import psutil
+
+    main = psutil.Process(stack.named["rasa"].pid)
+    return round(sum(p.memory_info().rss for p in [main, *main.children(recursive=True)]) / 2**20, 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, default=10)
@@ -200,6 +208,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("var/bench/rest_load.json"))
     parser.add_argument("--url", help="base URL of a running deployment (no stack is started)")
     parser.add_argument("--crm-url", help="that deployment's CRM database (to bind the bench senders)")
+    parser.add_argument("--rasa-workers", type=int, default=1,
+                        help="Sanic workers of the Rasa server (KEFU_RASA_WORKERS; above 1 with a private Redis)")
     parser.add_argument("--rates", default="5,10,15,20",
                         help="then offer these total rates (msg/s, comma-separated; \"\" for none) open-loop, "
                              "--concurrency customers, 60 messages each")
@@ -219,12 +229,14 @@ def main() -> int:
             crm.dispose()
         print(json.dumps(results, ensure_ascii=False, indent=2))
         return 0
-    with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp)) as (stack, crm):
+    with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp), rasa_workers=args.rasa_workers) as (stack, crm):
         results = {"load": load(stack, crm, args.concurrency, args.rounds),
                    "long_conversation": long_conversation(stack, args.history, probes=30)}
         url = f"{stack.settings.rasa_url}/webhooks/rest/webhook"
         results["open_loop"] = [open_loop(url, crm, args.concurrency, float(rate), messages_each=60)
                                 for rate in args.rates.split(",") if rate.strip()]
+        results["rasa_workers"] = args.rasa_workers
+        results["rasa_rss_mb"] = rasa_rss_mb(stack)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2))
     print(json.dumps(results, ensure_ascii=False, indent=2))

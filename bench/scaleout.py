@@ -280,8 +280,11 @@ def main() -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"load": summary, "checks": checks}, ensure_ascii=False, indent=2))
         passed = report(summary, checks)
-        if kill and args.attach:
-            topology.restart_rasa(1)  # leave the topology as it was found
+        if kill and args.attach and not topology.alive("rasa-1"):
+            # Leave the topology as it was found.  Only a dead server is
+            # restarted: a restart of one the kill missed would leave the old
+            # process running, unknown to `scaleout.sh stop` (session 14 found one).
+            topology.restart_rasa(1)
     finally:
         if not args.attach:
             subprocess.run([script, "stop"], cwd=ROOT)

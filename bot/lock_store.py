@@ -23,9 +23,11 @@ WATCH/MULTI transaction: Rasa's own get-then-set lets two servers that
 issue tickets for one customer at the same moment overwrite each other's
 ticket, and both then process.
 
-Configured in ``endpoints.yml`` (``type: bot.lock_store.RenewedInMemoryLockStore``)
-and the scale-out ``endpoints.yml`` (``bot.lock_store.RenewedRedisLockStore``,
-same keys as Rasa's ``type: redis``).
+Configured in ``endpoints.yml``: ``type: ${KEFU_LOCK_STORE}``, which the runtime
+sets to ``bot.lock_store.RenewedInMemoryLockStore`` (one Rasa process) or, when
+``KEFU_REDIS_URL`` is set, to ``bot.lock_store.RenewedRedisLockStore`` with that
+URL (several Sanic workers, ``KEFU_RASA_WORKERS``); the scale-out ``endpoints.yml``
+names the Redis store with the keys of Rasa's ``type: redis``.
 """
 from __future__ import annotations
 
@@ -144,6 +146,19 @@ class RenewedInMemoryLockStore(RenewedTicketsMixin, InMemoryLockStore):
         super().__init__()
 
 
+def _redis_address(url: str) -> dict[str, Any]:
+    """Rasa's ``url`` key is a host name; a ``redis://`` URL (``KEFU_REDIS_URL``, shared with
+    the WeChat retry store) gives host, port, db and password at once."""
+    if "://" not in url:
+        return {"host": url}
+    from redis.connection import parse_url
+
+    address = parse_url(url)
+    if address.pop("connection_class", None) is not None:
+        address["use_ssl"] = True  # rediss://
+    return address
+
+
 class RenewedRedisLockStore(RenewedTicketsMixin, RedisLockStore):
     """Rasa's Redis lock store (several servers) with renewed tickets and atomic updates.
 
@@ -154,7 +169,7 @@ class RenewedRedisLockStore(RenewedTicketsMixin, RedisLockStore):
 
     def __init__(self, endpoint_config: Optional[EndpointConfig] = None, **kwargs: Any) -> None:
         if endpoint_config is not None:
-            kwargs = {"host": endpoint_config.url or "localhost", **endpoint_config.kwargs, **kwargs}
+            kwargs = {**_redis_address(endpoint_config.url or "localhost"), **endpoint_config.kwargs, **kwargs}
         super().__init__(**kwargs)
 
     def _transact(self, conversation_id: str, change: Callable[[Optional[TicketLock]], tuple[Optional[TicketLock], T]]) -> T:

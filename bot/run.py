@@ -46,21 +46,29 @@ class Stack:
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen] = []
         self.named: dict[str, subprocess.Popen] = {}
+        self._log_start: dict[str, int] = {}  # where each process's output begins in its log
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         out = None
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")
-        env = self.settings.child_env()
-        if name == "rasa":  # the one process whose memory grows with traffic (bot/allocator.py)
-            env = allocator_env(env)
-        proc = subprocess.Popen(args, cwd=ROOT, env=env,
+            self._log_start[name] = out.tell()
+        proc = subprocess.Popen(args, cwd=ROOT, env=self.env_for(name),
                                 stdout=out, stderr=subprocess.STDOUT if out else None,
                                 preexec_fn=sigint_by_default)
         self.procs.append(proc)
         self.named[name] = proc
         return proc
+
+    def env_for(self, name: str) -> dict[str, str]:
+        """The environment of the process `name`."""
+        env = self.settings.child_env()
+        if name == "rasa":  # the one process whose memory grows with traffic (bot/allocator.py)
+            env = allocator_env(env)
+            # Rasa (not rasa_sdk, which reads ACTION_SERVER_SANIC_WORKERS) forks this many workers.
+            env["SANIC_WORKERS"] = str(self.settings.rasa_workers)
+        return env
 
     def _commands(self) -> dict[str, list[str]]:
         s = self.settings
@@ -126,6 +134,30 @@ class Stack:
                 raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
             if pending:
                 time.sleep(0.5)
+        self._wait_rasa_workers(deadline)
+
+    def _wait_rasa_workers(self, deadline: float) -> None:
+        """With several Rasa workers, wait until each has loaded its model.
+
+        The server answers as soon as one worker is up; the others are still
+        loading (~15 s each) and take no messages until then, so a benchmark or
+        test started at that point would measure one worker.  Each worker logs
+        Rasa's "up and running" line once loaded; without a log (`make run`
+        in a terminal) the stack is ready with the first, as Rasa itself is.
+        """
+        workers = self.settings.rasa_workers
+        if workers <= 1 or not self.log_dir or "rasa" not in self.named:
+            return
+        log = self.log_dir / "rasa.log"
+        while True:
+            with open(log, "rb") as f:
+                f.seek(self._log_start.get("rasa", 0))
+                up = f.read().count(b"Rasa server is up and running.")
+            if up >= workers:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{up} of {workers} Rasa workers ready")
+            time.sleep(0.5)
 
     def stop(self) -> None:
         for proc in reversed(self.procs):

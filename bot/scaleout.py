@@ -176,6 +176,10 @@ class Topology:
     def restart_rasa(self, i: int, timeout: float = 300.0) -> None:
         """Bring a (killed) Rasa server back on its port."""
         name = f"rasa-{i}"
+        if self.alive(name):
+            # Its port would still answer, so the new process would look ready
+            # while the old one went on, unknown to `stop`.
+            raise RuntimeError(f"{name} is still running; it can only be restarted once dead")
         self._spawn(name, self.rasa_command(i), self.child_env())
         url = f"http://127.0.0.1:{self.state['ports']['rasa'][i - 1]}/status?token={self.state['token']}"
         self._wait(name, lambda: _answers(url), [name], timeout)

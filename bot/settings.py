@@ -72,6 +72,19 @@ class Settings:
     # Per-sender message rate limit (bot.ratelimit); empty = its defaults, "0" = off.
     rate_per_minute: str = ""
     rate_burst: str = ""
+    # Redis shared by the Rasa processes (conversation locks, WeChat retries);
+    # empty = each process keeps its own, which is right for one process.
+    redis_url: str = ""
+    # Sanic workers of the Rasa server: each loads the model and takes messages
+    # from the same port, so two can use both cores of a small machine.  More
+    # than one needs redis_url (one customer's messages, one worker at a time).
+    rasa_workers: int = 1
+
+    @property
+    def lock_store(self) -> str:
+        """The lock store class endpoints.yml names: Redis once the processes share one."""
+        return ("bot.lock_store.RenewedRedisLockStore" if self.redis_url
+                else "bot.lock_store.RenewedInMemoryLockStore")
 
     @property
     def web_url(self) -> str:
@@ -129,9 +142,14 @@ class Settings:
             # cause of a complaint lost in a soak). A server must outwait its clients
             # (rasa-sdk itself moved to 120 s later, its PR #1047).
             "SANIC_KEEP_ALIVE_TIMEOUT": env.get("SANIC_KEEP_ALIVE_TIMEOUT", "120"),
+            "KEFU_REDIS_URL": self.redis_url,
+            "KEFU_LOCK_STORE": self.lock_store,
             "KEFU_RATE_PER_MINUTE": self.rate_per_minute,
             "KEFU_RATE_BURST": self.rate_burst,
             "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            # A log file gets each line when it is written, not when a buffer
+            # fills or the process ends (someone tailing var/logs during an incident).
+            "PYTHONUNBUFFERED": "1",
             # Rasa's telemetry and error reports would call outside hosts.
             "RASA_TELEMETRY_ENABLED": "false",
         })
@@ -143,6 +161,8 @@ def load(var_dir: Path | None = None, overrides: dict[str, str] | None = None) -
     env = {**os.environ, **(overrides or {})}
     var = Path(var_dir or VAR)
     var.mkdir(parents=True, exist_ok=True)
+    redis_url = env.get("KEFU_REDIS_URL", "").strip()
+    workers = _workers(env.get("KEFU_RASA_WORKERS", ""), redis_url)
     return Settings(
         host=env.get("KEFU_HOST", "127.0.0.1"),
         rasa_port=int(env.get("KEFU_RASA_PORT", "5005")),
@@ -168,8 +188,28 @@ def load(var_dir: Path | None = None, overrides: dict[str, str] | None = None) -
         desk_cookie_secure=env.get("KEFU_DESK_COOKIE_SECURE", ""),
         rate_per_minute=env.get("KEFU_RATE_PER_MINUTE", ""),
         rate_burst=env.get("KEFU_RATE_BURST", ""),
+        redis_url=redis_url,
+        rasa_workers=workers,
         care_scheduler=(env.get("KEFU_CARE_SCHEDULER") or "1").strip().lower() not in ("0", "false", "no", "off"),
     )
+
+
+def _workers(raw: str, redis_url: str) -> int:
+    """KEFU_RASA_WORKERS, refused at start-up rather than half-working.
+
+    Several workers without a shared lock store could run one customer's two
+    messages at once, and the tracker saved last would drop the other's events.
+    """
+    try:
+        workers = int(raw or "1")
+    except ValueError:
+        raise ValueError(f"KEFU_RASA_WORKERS={raw!r} is not a whole number") from None
+    if workers < 1:
+        raise ValueError(f"KEFU_RASA_WORKERS={raw!r}: at least one worker is needed")
+    if workers > 1 and not redis_url:
+        raise ValueError(f"KEFU_RASA_WORKERS={workers} needs KEFU_REDIS_URL: the workers must share "
+                         "one conversation lock store (README, Configuration)")
+    return workers
 
 
 def _local_token(var: Path) -> str:

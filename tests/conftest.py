@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -18,7 +16,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from bot.run import Stack, free_port, isolated_stack
+from bot.run import Stack, isolated_stack
 from bot.settings import ROOT
 
 MODEL = ROOT / "models" / "kefu.tar.gz"
@@ -145,20 +143,9 @@ class Chat:
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A private Debian redis-server on 127.0.0.1 for one test (skipped where it is
     not installed; scripts/test.sh and scripts/scaleout.sh install it)."""
-    from bot.scaleout import port_open
+    from bench.stack import private_redis
 
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         pytest.skip("Debian's redis-server is not installed (scripts/test.sh installs it)")
-    port = free_port()
-    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path),
-                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not port_open(port):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with private_redis(tmp_path) as url:
+        yield url

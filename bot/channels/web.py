@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import uuid
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
@@ -53,7 +54,7 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput, SocketIO
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncServer
+from socketio import AsyncRedisManager, AsyncServer
 
 from bot.channels import web_token
 from bot.channels.rest import MESSAGE_ID, stored_answer
@@ -70,6 +71,28 @@ SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_METADATA_KEYS = 20
 # 5,000 Chinese characters are ~15 kB; a socket.io packet much larger is abuse.
 MAX_PACKET_BYTES = 64 * 1024
+
+
+def server_options(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """How the socket.io server reaches sockets held by the other Rasa workers or servers.
+
+    With KEFU_REDIS_URL every emit goes through Redis (python-socketio's
+    AsyncRedisManager), so an agent's reply or a care message that reaches one
+    worker over HTTP is delivered to a socket another worker holds.  Several
+    workers of one server share its port with nothing to keep a visitor on one
+    of them, so there the server speaks WebSocket only (one connection, one
+    worker): a long-polling session's next request could land on a worker
+    that never saw it.  Behind nginx (scale-out) ip_hash keeps polling sticky.
+    """
+    environ = os.environ if environ is None else environ
+    options: Dict[str, Any] = {}
+    redis_url = environ.get("KEFU_REDIS_URL", "").strip()
+    if redis_url:
+        options["client_manager"] = AsyncRedisManager(redis_url)
+    workers = environ.get("SANIC_WORKERS", "1").strip()
+    if workers.isdigit() and int(workers) > 1:
+        options["transports"] = ["websocket"]
+    return options
 
 
 class WebChatOutput(SocketIOOutput):
@@ -190,9 +213,18 @@ class WebChatInput(SocketIOInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         on_new_message = limit_messages(on_new_message, self.limiter, CHANNEL_NAME)
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins,
-                          max_http_buffer_size=MAX_PACKET_BYTES)
+                          max_http_buffer_size=MAX_PACKET_BYTES, **server_options())
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "web_webhook", __name__)
         self.sio = sio
+
+        @socketio_webhook.listener("before_server_start")
+        async def own_host_id(*_: Any) -> None:
+            # The manager was made before Sanic forked the workers, so they
+            # would share its host id, and each drops the Redis messages that
+            # carry its own: an emit from one worker would never reach a socket
+            # the other holds.  Each worker (or server) takes an id of its own.
+            if hasattr(sio.manager, "host_id"):
+                sio.manager.host_id = uuid.uuid4().hex
         # (session id, message id) of the messages this process is processing now.
         in_flight: Dict[tuple[str, str], "asyncio.Future[None]"] = {}
 

@@ -193,17 +193,40 @@ def test_a_dead_servers_lock_expires_after_the_lifetime(redis_url):
     assert waited >= 2 * LIFETIME - 0.1
 
 
-@pytest.mark.parametrize("endpoints, expected", [
-    (ROOT / "endpoints.yml", RenewedInMemoryLockStore),
-    (ROOT / "deploy" / "scaleout" / "endpoints.yml", RenewedRedisLockStore),
+@pytest.mark.parametrize("endpoints, overrides, expected", [
+    (ROOT / "endpoints.yml", {}, RenewedInMemoryLockStore),
+    (ROOT / "endpoints.yml", {"KEFU_REDIS_URL": "redis://:s3cret@127.0.0.1:6399/3", "KEFU_RASA_WORKERS": "2"},
+     RenewedRedisLockStore),
+    (ROOT / "deploy" / "scaleout" / "endpoints.yml", {}, RenewedRedisLockStore),
 ])
-def test_the_endpoint_files_use_the_renewed_stores(endpoints, expected, monkeypatch):
+def test_the_endpoint_files_use_the_renewed_stores(endpoints, overrides, expected, monkeypatch, tmp_path):
     from rasa.core.utils import AvailableEndpoints
 
+    from bot import settings
+
+    monkeypatch.delenv("KEFU_REDIS_URL", raising=False)
+    monkeypatch.delenv("KEFU_RASA_WORKERS", raising=False)
+    env = settings.load(tmp_path, overrides).child_env()  # what the runtime gives Rasa
     for var in set(re.findall(r"\$\{(\w+)\}", endpoints.read_text(encoding="utf-8"))):
-        monkeypatch.setenv(var, "6379" if var.endswith("_PORT") else f"value-of-{var.lower()}")
+        monkeypatch.setenv(var, env.get(var) or ("6379" if var.endswith("_PORT") else f"value-of-{var.lower()}"))
     store = LockStore.create(AvailableEndpoints.read_endpoints(str(endpoints)).lock_store)
     assert type(store) is expected
+    if overrides:  # the one Redis URL the WeChat retry store also uses
+        assert {k: store.red.connection_pool.connection_kwargs[k] for k in ("host", "port", "db", "password")} \
+            == {"host": "127.0.0.1", "port": 6399, "db": 3, "password": "s3cret"}
+
+
+@pytest.mark.parametrize("workers, redis_url, error", [
+    ("2", "", "needs KEFU_REDIS_URL"),
+    ("0", "redis://127.0.0.1:6379/0", "at least one"),
+    ("two", "redis://127.0.0.1:6379/0", "not a whole number"),
+])
+def test_several_rasa_workers_need_a_shared_lock_store(workers, redis_url, error, tmp_path):
+    from bot import settings
+
+    with pytest.raises(ValueError, match=error):
+        settings.load(tmp_path, {"KEFU_RASA_WORKERS": workers, "KEFU_REDIS_URL": redis_url})
+    assert settings.load(tmp_path, {"KEFU_RASA_WORKERS": "", "KEFU_REDIS_URL": ""}).rasa_workers == 1
 
 
 @pytest.mark.parametrize("workers", ["2", "4"])

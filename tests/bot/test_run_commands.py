@@ -49,3 +49,19 @@ def test_generated_local_tokens_survive_the_cli(tmp_path: Path) -> None:
         var.mkdir()
         settings = settings_mod.load(var, {"KEFU_RASA_TOKEN": ""})
         assert _rasa_args(Stack(settings)._commands()["rasa"]).auth_token == settings.rasa_token
+
+
+@pytest.mark.parametrize("overrides, workers, lock_store", [
+    ({}, "1", "bot.lock_store.RenewedInMemoryLockStore"),
+    ({"KEFU_RASA_WORKERS": "2", "KEFU_REDIS_URL": "redis://127.0.0.1:6399/0"}, "2",
+     "bot.lock_store.RenewedRedisLockStore"),
+])
+def test_only_rasa_forks_workers_and_every_process_knows_the_lock_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, overrides: dict, workers: str, lock_store: str) -> None:
+    monkeypatch.delenv("SANIC_WORKERS", raising=False)
+    monkeypatch.delenv("KEFU_REDIS_URL", raising=False)
+    stack = Stack(settings_mod.load(tmp_path, {"KEFU_RASA_WORKERS": "", **overrides}))
+    assert stack.env_for("rasa")["SANIC_WORKERS"] == workers
+    assert stack.env_for("rasa")["KEFU_LOCK_STORE"] == lock_store
+    for other in ("actions", "web", "desk", "scheduler"):
+        assert "SANIC_WORKERS" not in stack.env_for(other)  # rasa_sdk and the rest run one process
