@@ -92,6 +92,13 @@ def messages(page: Page):
     return page.locator(".kefu-messages")
 
 
+def open_chat(page: Page, web_url: str) -> None:
+    """The demo shop with its chat panel open and connected, as a customer starts."""
+    page.goto(f"{web_url}/")
+    page.get_by_role("button", name="打开在线客服").click()
+    expect(page.locator(".kefu-dot")).to_have_attribute("title", "在线", timeout=30_000)
+
+
 def send(page: Page, text: str) -> None:
     page.locator(".kefu-input").fill(text)
     page.locator(".kefu-input").press("Enter")

@@ -19,11 +19,13 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from bench.rest_load import run_threads
 from bench.stack import private_redis
 from bot.run import Stack, isolated_stack
 from crm_adapter import CRM
 from crm_adapter.seed import seed
-from tests.browser import browser_factory, chromium, expect_reply, messages, send, session_id  # noqa: F401 (fixtures)
+from tests.browser import (browser_factory, chromium, expect_reply, messages, open_chat,  # noqa: F401 (fixtures)
+                           send, session_id)
 from tests.conftest import Chat
 
 BURST = ["你好", "运费怎么算", "几天能到", "你们几点下班", "怎么付款", "谢谢"]
@@ -91,12 +93,8 @@ def test_two_workers_share_the_port_and_serve_each_customer_one_message_at_a_tim
         if response.status_code != 200 or not response.json():
             failures.append(f"{customer.sender} {text}: {response.status_code} {response.text[:200]}")
 
-    threads = [threading.Thread(target=send, args=(c, t)) for c in customers for t in BURST]
     started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=180)
+    run_threads([threading.Thread(target=send, args=(c, t)) for c in customers for t in BURST])
     assert not failures, failures
     for customer in customers:
         events = customer.tracker()["events"]
@@ -117,9 +115,7 @@ def test_an_agent_reply_reaches_a_website_socket_whichever_worker_takes_it(two_w
     s = two_workers.settings
     pushes = [f"人工客服小王：第{i}条回复" for i in range(12)]
     page = browser_factory().page()
-    page.goto(f"{s.web_url}/")
-    page.get_by_role("button", name="打开在线客服").click()
-    expect(page.locator(".kefu-dot")).to_have_attribute("title", "在线", timeout=30_000)
+    open_chat(page, s.web_url)
     send(page, "你好")
     expect_reply(page, "您好")
     session = session_id(page)
@@ -134,11 +130,7 @@ def test_an_agent_reply_reaches_a_website_socket_whichever_worker_takes_it(two_w
         if response.status_code != 200:
             failures.append(f"{response.status_code} {response.text[:200]}")
 
-    threads = [threading.Thread(target=push, args=(text,)) for text in pushes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
+    run_threads([threading.Thread(target=push, args=(text,)) for text in pushes])
     assert not failures, failures
     for text in pushes:
         expect(messages(page)).to_contain_text(text, timeout=20_000)

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from bot.run import Stack
 from crm_adapter import CRM
 from tests.browser import (ARTIFACTS, REPLY_TIMEOUT_MS, browser_factory, chromium,  # noqa: F401 (fixtures)
-                           expect_reply, messages, send, session_id)
+                           expect_reply, messages, open_chat, send, session_id)
 
 PASSWORD = "a-long-agent-password"
 
@@ -37,9 +37,7 @@ def test_widget_customer_to_desk_agent_and_back_with_csat(web_stack: Stack, brow
     # The customer (signed in as 张伟 on the demo shop) asks for a person.
     customer_browser = browser_factory()
     customer = customer_browser.page()
-    customer.goto(f"{web_stack.settings.web_url}/")
-    customer.get_by_role("button", name="打开在线客服").click()
-    expect(customer.locator(".kefu-dot")).to_have_attribute("title", "在线", timeout=30_000)
+    open_chat(customer, web_stack.settings.web_url)
     send(customer, "我要转人工")
     expect_reply(customer, "转接人工客服")
     sender = session_id(customer)
