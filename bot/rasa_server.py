@@ -37,7 +37,8 @@ Eighth, spaCy run once per message, not twice: `bot.nlu.spacy_doc_reuse`.
 Ninth, a tracker copied (before every action) without replaying the whole
 session: `bot.tracker_copy`.  Tenth, the loaded model kept out of the
 garbage collector's full passes, which stopped the server for 0.3 s about
-once every 15 s under load: `bot.heap_freeze`.
+once every 15 s under load: `bot.heap_freeze`.  Eleventh, no deep copies of
+debug-log arguments while debug logging is off: `bot.debug_log_copies`.
 
 All of them are applied here, explicitly, rather than as a side effect of importing
 some other module; `tests/bot/test_rasa_server.py` checks they accept and
@@ -55,7 +56,7 @@ from jsonschema import Validator
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
-from bot import action_calls, graph_runner, heap_freeze, memtrace, tracker_copy, tracker_states
+from bot import action_calls, debug_log_copies, graph_runner, heap_freeze, memtrace, tracker_copy, tracker_states
 from bot.nlu import spacy_doc_reuse
 
 logger = logging.getLogger(__name__)
@@ -198,6 +199,7 @@ def install() -> None:
         Event.resolve_by_type = staticmethod(resolve_event_type)  # type: ignore[assignment]
     action_calls.install()
     tracker_states.install()
+    debug_log_copies.install()
     tracker_copy.install()
     graph_runner.install()
     spacy_doc_reuse.install()

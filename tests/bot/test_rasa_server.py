@@ -104,7 +104,7 @@ def test_install_applies_every_replacement_before_a_model_is_loaded() -> None:
     from rasa.nlu.extractors.spacy_entity_extractor import SpacyEntityExtractor
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from bot import graph_runner, tracker_copy, tracker_states
+    from bot import debug_log_copies, graph_runner, tracker_copy, tracker_states
     from bot.nlu import spacy_doc_reuse
 
     rasa_server.install()
@@ -113,3 +113,8 @@ def test_install_applies_every_replacement_before_a_model_is_loaded() -> None:
     assert SpacyEntityExtractor.process is spacy_doc_reuse.process
     assert DialogueStateTracker.past_states is tracker_states.past_states
     assert DialogueStateTracker.copy is tracker_copy.copy
+    import rasa.core.policies.memoization
+    import rasa.core.processor
+
+    assert isinstance(rasa.core.processor.copy, debug_log_copies.DebugOnlyCopy)
+    assert isinstance(rasa.core.policies.memoization.copy, debug_log_copies.DebugOnlyCopy)
