@@ -14,14 +14,15 @@ from typing import Any, Dict, Iterable
 
 from rasa.core.brokers.sql import SQLEventBroker
 
-from bot.tracker_store import use_pooled_sqlite
+from bot.tracker_store import sqlite_schema_lock, use_pooled_sqlite
 
 
 class BatchSQLEventBroker(SQLEventBroker):
     """SQLEventBroker with `publish_many`: all of a message's events, one commit."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        with sqlite_schema_lock(kwargs.get("dialect", "sqlite"), kwargs.get("db", "events.db")):
+            super().__init__(*args, **kwargs)  # creates the table
         use_pooled_sqlite(self)
         self._insert = self.SQLBrokerEvent.__table__.insert()  # built once, run every turn
 

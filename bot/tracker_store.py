@@ -50,11 +50,13 @@ off).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import json
 import logging
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
@@ -141,6 +143,28 @@ def fold_session(sender_id: str, events: List[Dict[str, Any]], slots: Iterable[S
     return head + [event.as_dict() for event in state], cut
 
 
+@contextlib.contextmanager
+def sqlite_schema_lock(dialect: Optional[str], db: Optional[str]) -> Iterator[None]:
+    """One process at a time creates a SQLite file's tables and indexes.
+
+    Several Rasa workers (KEFU_RASA_WORKERS) start together on the same new
+    file: each checks that the `events` table or an index is missing, each
+    creates it, and the second fails ("index ix_events_sender_ts already
+    exists"), so that worker never loads its tracker store.  An exclusive
+    lock on a file beside the database makes the second wait and find them
+    made.  Other databases are left to the server's own locking.
+    """
+    if (dialect or "sqlite") != "sqlite" or not db or db == ":memory:":
+        yield
+        return
+    with open(f"{db}.schema-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def use_pooled_sqlite(store: Any) -> None:
     """Give a Rasa SQL store (tracker store, event broker) pooled WAL connections to a SQLite file.
 
@@ -222,8 +246,9 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
     """SQLTrackerStore that creates its query indexes on start-up."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        ensure_event_indexes(self.engine, self.SQLEvent.__table__)
+        with sqlite_schema_lock(kwargs.get("dialect", "sqlite"), kwargs.get("db", "rasa.db")):
+            super().__init__(*args, **kwargs)
+            ensure_event_indexes(self.engine, self.SQLEvent.__table__)
         use_pooled_sqlite(self)
         self._folded: "OrderedDict[str, _Folded]" = OrderedDict()
         self._kept: "OrderedDict[str, _Kept]" = OrderedDict()

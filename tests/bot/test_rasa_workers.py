@@ -63,9 +63,10 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     seed(crm, customers=50, seed=42)
     with private_redis(tmp) as redis_url:
         stack = isolated_stack(tmp, crm.url, {"KEFU_RASA_WORKERS": "2", "KEFU_REDIS_URL": redis_url})
-        stack.start(timeout=300)  # waits for both workers' models (Stack._wait_rasa_workers)
-        workers = psutil.Process(stack.named["rasa"].pid).children()
+        workers: list[psutil.Process] = []
         try:
+            stack.start(timeout=300)  # waits for both workers' models (Stack._wait_rasa_workers)
+            workers = psutil.Process(stack.named["rasa"].pid).children()
             yield stack
         finally:
             stack.stop()

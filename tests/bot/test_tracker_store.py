@@ -291,3 +291,36 @@ def test_the_window_keeps_the_last_five_turns_even_when_they_are_long(tmp_path: 
     texts = [e.text for e in windowed.events if isinstance(e, UserUttered)]
     assert texts == [f"第{i}句" for i in range(7, 12)]  # five whole turns, 90 events > the window of 20
     assert "session_started" in [e.type_name for e in list(windowed.events)[:2]]  # the session's own start
+
+
+_OPEN_STORES = """
+import sys, time
+from bot.event_broker import BatchSQLEventBroker
+from bot.tracker_store import IndexedSQLTrackerStore
+start = float(sys.argv[3])
+time.sleep(max(start - time.time(), 0))  # all together, as forked Sanic workers start
+IndexedSQLTrackerStore(domain=None, dialect="sqlite", db=sys.argv[1])
+BatchSQLEventBroker(dialect="sqlite", db=sys.argv[2])
+print("ok")
+"""
+
+
+def test_workers_opening_new_store_files_together_all_get_them(tmp_path: Path) -> None:
+    # Two Rasa workers on a fresh tracker file: both found the indexes missing,
+    # both created them, and the second worker died ("already exists").
+    import subprocess
+    import sys
+    import time
+
+    from bot.settings import ROOT
+
+    start = time.time() + 8  # after every process has imported Rasa
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_STORES, str(tmp_path / "tracker.sqlite3"),
+                               str(tmp_path / "events.sqlite3"), str(start)],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err[-600:] for _, err in results]
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'tracker.sqlite3'}")
+    indexes = {ix["name"] for ix in sa.inspect(engine).get_indexes("events")}
+    assert "ix_events_sender_ts" in indexes
