@@ -219,7 +219,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--shell", action="store_true", help="chat in this terminal")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = settings_mod.load()
+    try:
+        settings = settings_mod.load()
+    except ValueError as exc:  # a setting that cannot work (KEFU_RASA_WORKERS without Redis, ...)
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 2
     if not settings.model_path.exists():
         print(f"No model at {settings.model_path}; run `make model` first.", file=sys.stderr)
         return 1

@@ -65,3 +65,14 @@ def test_only_rasa_forks_workers_and_every_process_knows_the_lock_store(
     assert stack.env_for("rasa")["KEFU_LOCK_STORE"] == lock_store
     for other in ("actions", "web", "desk", "scheduler"):
         assert "SANIC_WORKERS" not in stack.env_for(other)  # rasa_sdk and the rest run one process
+
+
+def test_make_run_refuses_several_workers_without_redis_in_one_clear_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.run import main
+
+    monkeypatch.setenv("KEFU_RASA_WORKERS", "2")
+    monkeypatch.delenv("KEFU_REDIS_URL", raising=False)
+    assert main([]) == 2
+    assert capsys.readouterr().err.strip() == ("kefu: KEFU_RASA_WORKERS=2 needs KEFU_REDIS_URL: the workers must "
+                                               "share one conversation lock store (README, Configuration)")
