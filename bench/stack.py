@@ -14,14 +14,14 @@ from crm_adapter.seed import seed
 
 
 @contextlib.contextmanager
-def private_redis(data_dir: Path) -> Iterator[str]:
-    """A throwaway Debian redis-server on 127.0.0.1 (its URL), stopped afterwards."""
+def private_redis(data_dir: Path, port: int = 0) -> Iterator[str]:
+    """A throwaway Debian redis-server on 127.0.0.1 (its URL), stopped afterwards; `port` 0 picks a free one."""
     from bot.scaleout import port_open
 
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (scripts/debian-install.sh redis-server)")
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
                              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
     try:

@@ -7,19 +7,24 @@ a person type in bursts (a few quick lines, then a pause) while capping the
 sustained rate; the defaults (20 messages a minute, bursts of 10) are far
 above what anyone typing reaches.
 
-The buckets live in this process's memory (`MemoryTokenBuckets`).  With
-several Rasa processes each keeps its own, so a sender spread over N
-processes gets up to N times the rate; a shared backend (Redis) only has to
-implement `RateLimiter` — the channels never see more than that interface.
+The buckets live in this process's memory (`MemoryTokenBuckets`), or, when
+KEFU_REDIS_URL is set (several Rasa workers or servers), in that Redis
+(`RedisTokenBuckets`): per-process buckets would give a sender spread over N
+processes N times the rate.  The channels and the desk see only `RateLimiter`;
+`token_buckets` picks the backend.
 """
 from __future__ import annotations
 
+import logging
+import math
 import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Optional, Protocol
+
+logger = logging.getLogger(__name__)
 
 #: What a customer who sends too fast reads instead of the bot's answer.
 TOO_FAST_REPLY = "您发送得太快了，请稍后再试"
@@ -32,7 +37,7 @@ DEFAULT_LOGIN_FAILURES_BURST = 20.0
 
 
 class RateLimiter(Protocol):
-    """What the channels and the desk need from a limiter (in memory here; Redis later)."""
+    """What the channels and the desk need from a limiter (in memory or in Redis)."""
 
     def take(self, key: str) -> bool:
         """Spend one token of `key`'s bucket; False (and nothing spent) when it is empty."""
@@ -91,6 +96,96 @@ class MemoryTokenBuckets:
             return self._level(key, self._clock()) >= 1.0
 
 
+#: One bucket, updated atomically in Redis: refill since the last call, then
+#: spend a token if there is one (ARGV[3] == "1"; "0" only looks).  The clock
+#: is Redis's own unless the caller passes one (ARGV[5]), so servers whose
+#: clocks differ still share one refill.  A bucket left alone until it would be
+#: full again expires (ARGV[4] ms): absent and full are the same thing.
+_BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local spend = ARGV[3] == "1"
+local now = tonumber(ARGV[5])
+if not now then
+  if redis.replicate_commands then redis.replicate_commands() end
+  local t = redis.call("TIME")
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local state = redis.call("HMGET", KEYS[1], "tokens", "since")
+local tokens = tonumber(state[1]) or burst
+local since = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - since) * rate)
+local allowed = tokens >= 1
+if spend then
+  if allowed then tokens = tokens - 1 end
+  redis.call("HSET", KEYS[1], "tokens", string.format("%.17g", tokens), "since", string.format("%.17g", now))
+  redis.call("PEXPIRE", KEYS[1], ARGV[4])
+end
+if allowed then return 1 end
+return 0
+"""
+
+
+class RedisTokenBuckets:
+    """The same token buckets, kept in Redis so every Rasa worker and server shares a sender's.
+
+    One round trip per check (a Lua script, so two workers taking the last
+    token at once cannot both get it).  While Redis cannot be reached the
+    limit falls back to this process's own buckets for `retry_after_s`, with
+    one warning: a customer is neither refused nor left unlimited because the
+    limiter's store is down (the conversation lock store will be failing
+    then too, and says so itself).
+    """
+
+    def __init__(self, rate: Rate, client: Any, prefix: str = "kefu:rate:",
+                 clock: Optional[Callable[[], float]] = None, retry_after_s: float = 5.0) -> None:
+        self.rate = rate
+        self.prefix = prefix
+        self._client = client
+        self._script = client.register_script(_BUCKET_LUA)
+        self._clock = clock
+        self._retry_after_s = retry_after_s
+        self._fallback = MemoryTokenBuckets(rate, clock=clock or time.monotonic)
+        self._down_until = 0.0
+        # A bucket untouched for the time it takes to refill from empty is full.
+        self._ttl_ms = int(math.ceil(1000 * rate.burst * 60 / rate.per_minute)) + 1000 if rate.enabled else 0
+
+    def _check(self, key: str, spend: bool) -> bool:
+        if not self.rate.enabled:
+            return True
+        if time.monotonic() < self._down_until:
+            return self._fallback.take(key) if spend else self._fallback.available(key)
+        args: list[Any] = [repr(self.rate.per_minute / 60.0), repr(float(self.rate.burst)),
+                           "1" if spend else "0", self._ttl_ms]
+        if self._clock is not None:
+            args.append(repr(self._clock()))
+        try:
+            return bool(self._script(keys=[self.prefix + key], args=args))
+        except Exception as exc:  # redis.RedisError and socket errors alike: the store is unusable
+            logger.warning("Rate limiter: Redis unreachable (%s); limiting in this process for %.0f s",
+                           type(exc).__name__, self._retry_after_s)
+            self._down_until = time.monotonic() + self._retry_after_s
+            return self._fallback.take(key) if spend else self._fallback.available(key)
+
+    def take(self, key: str) -> bool:
+        return self._check(key, spend=True)
+
+    def available(self, key: str) -> bool:
+        return self._check(key, spend=False)
+
+
+def token_buckets(rate: Rate, name: str, env: Optional[Mapping[str, str]] = None) -> RateLimiter:
+    """Buckets in KEFU_REDIS_URL's Redis when it is set (shared by all processes), else in memory."""
+    env = os.environ if env is None else env
+    url = (env.get("KEFU_REDIS_URL") or "").strip()
+    if not url:
+        return MemoryTokenBuckets(rate)
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    return RedisTokenBuckets(rate, client, prefix=f"kefu:rate:{name}:")
+
+
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
     raw = (env.get(name) or "").strip()
     if not raw:
@@ -141,11 +236,12 @@ def limit_messages(on_new_message: OnNewMessage, limiter: RateLimiter, channel: 
     return limited
 
 
-_shared: dict[str, MemoryTokenBuckets] = {}
+_shared: dict[str, RateLimiter] = {}
 
 
-def shared_message_limiter() -> MemoryTokenBuckets:
-    """One limiter for every channel of this process, so a sender's bucket is the same in all."""
+def shared_message_limiter() -> RateLimiter:
+    """One limiter for every channel of this process (and, with Redis, of every process),
+    so a sender's bucket is the same in all."""
     if "messages" not in _shared:
-        _shared["messages"] = MemoryTokenBuckets(message_rate())
+        _shared["messages"] = token_buckets(message_rate(), "messages")
     return _shared["messages"]

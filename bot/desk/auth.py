@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.http_body import drain_unread_body
 from bot.forwarded import client_address, trusted_proxies
-from bot.ratelimit import MemoryTokenBuckets, RateLimiter, login_failure_rate
+from bot.ratelimit import RateLimiter, login_failure_rate, token_buckets
 from crm_adapter.errors import CRMUnavailable, InvalidInput
 from crm_adapter.servicedesk import DeskSession, ServiceDesk
 
@@ -51,7 +51,7 @@ DESK_KEY = web.AppKey("desk", ServiceDesk)
 COOKIE_SECURE_KEY = web.AppKey("cookie_secure", bool)
 #: Failed logins per client address.  The CRM locks one account after five
 #: failures; this stops one address from trying a few passwords on every account.
-LOGIN_LIMITER_KEY = web.AppKey("login_limiter", MemoryTokenBuckets)
+LOGIN_LIMITER_KEY = web.AppKey("login_limiter", RateLimiter)
 TRUSTED_PROXIES_KEY = web.AppKey("trusted_proxies", tuple)
 
 
@@ -170,7 +170,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 def routes(app: web.Application) -> None:
-    app[LOGIN_LIMITER_KEY] = MemoryTokenBuckets(login_failure_rate())
+    app[LOGIN_LIMITER_KEY] = token_buckets(login_failure_rate(), "desk-login")
     app[TRUSTED_PROXIES_KEY] = trusted_proxies()
     app.router.add_get("/desk/login", login_page)
     app.router.add_post("/desk/login", login)

@@ -16,6 +16,7 @@ from typing import Iterator
 
 import psutil
 import pytest
+import redis
 import requests
 from playwright.sync_api import expect
 
@@ -29,6 +30,8 @@ from tests.browser import (browser_factory, chromium, expect_reply, messages, op
 from tests.conftest import Chat
 
 BURST = ["你好", "运费怎么算", "几天能到", "你们几点下班", "怎么付款", "谢谢"]
+#: The per-sender limit these workers run with (isolated stacks turn it off otherwise).
+RATE_PER_MINUTE, RATE_BURST = 20, 10
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -62,7 +65,9 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     crm.create_schema()
     seed(crm, customers=50, seed=42)
     with private_redis(tmp) as redis_url:
-        stack = isolated_stack(tmp, crm.url, {"KEFU_RASA_WORKERS": "2", "KEFU_REDIS_URL": redis_url})
+        stack = isolated_stack(tmp, crm.url, {"KEFU_RASA_WORKERS": "2", "KEFU_REDIS_URL": redis_url,
+                                                   "KEFU_RATE_PER_MINUTE": str(RATE_PER_MINUTE),
+                                                   "KEFU_RATE_BURST": str(RATE_BURST)})
         workers: list[psutil.Process] = []
         try:
             stack.start(timeout=300)  # waits for both workers' models (Stack._wait_rasa_workers)
@@ -135,6 +140,38 @@ def test_an_agent_reply_reaches_a_website_socket_whichever_worker_takes_it(two_w
     assert not failures, failures
     for text in pushes:
         expect(messages(page)).to_contain_text(text, timeout=20_000)
+
+
+def test_a_senders_rate_limit_is_one_bucket_across_the_workers(two_workers: Stack) -> None:
+    # 16 messages at once, each on a connection of its own so both workers
+    # take some: the sender's bucket (burst 10, 20 a minute) is in Redis, so
+    # at most 10 + the refill get through, not 10 per worker.
+    from bot.ratelimit import TOO_FAST_REPLY
+
+    customer = Chat(two_workers)
+    replies: list[str] = []
+    lock = threading.Lock()
+
+    def send(i: int) -> None:
+        response = requests.post(customer.url, json={"sender": customer.sender, "message": f"你好{i}"}, timeout=120)
+        response.raise_for_status()
+        with lock:
+            replies.append(" ".join(m.get("text", "") for m in response.json()))
+
+    started = time.monotonic()
+    run_threads([threading.Thread(target=send, args=(i,)) for i in range(16)])
+    refill = (time.monotonic() - started) * RATE_PER_MINUTE / 60
+    answered = [r for r in replies if r != TOO_FAST_REPLY]
+    assert len(replies) == 16
+    assert RATE_BURST <= len(answered) <= RATE_BURST + refill, (len(answered), refill, replies)
+    stored = [e["text"] for e in customer.tracker()["events"] if e["event"] == "user"]
+    assert len(stored) == len(answered)  # a refused message never reached the model
+    # The bucket both workers spent from is the one in Redis (whichever worker
+    # took the connections: the kernel may hand them all to one).
+    client = redis.Redis.from_url(two_workers.settings.redis_url)
+    keys = client.keys(f"kefu:rate:messages:*{customer.sender}")
+    assert len(keys) == 1 and float(client.hget(keys[0], "tokens")) < 1, keys
+    client.close()
 
 
 def test_long_polling_is_refused_when_the_workers_cannot_share_a_session(two_workers: Stack) -> None:
