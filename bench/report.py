@@ -9,9 +9,10 @@ or a throughput as one measurement, read by key names the benchmarks share
 with `messages`, `error_rate`, `*rss*`/`*memory*` in MB).  A new benchmark
 that uses those names appears here without a change.
 
-Prints a Markdown table; draws latency and throughput charts, and the NLU
-baseline comparison when var/bench/nlu_baselines.json is there, as PNG
-files for BENCHMARKS.md.
+Prints a Markdown table; draws latency and throughput charts, the NLU
+baseline comparison when var/bench/nlu_baselines.json is there, p95 against
+offered load for every REST open-loop run, and memory per process through
+the newest soak, as PNG files for BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -205,6 +206,82 @@ def plot_nlu_baselines(path: Path, out: Path) -> Optional[Path]:
     return out
 
 
+def _json_files(bench_dir: Path) -> Iterator[tuple[Path, Any]]:
+    for path in sorted(bench_dir.glob("*.json")):
+        try:
+            yield path, json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+
+
+def plot_open_loop(bench_dir: Path, out: Path, target_ms: float = 100.0,
+                   target_rate: float = 50.0) -> Optional[Path]:
+    """p95 against offered rate, one line per run (`bench.rest_load`'s `open_loop` rows).
+
+    Why a curve and not a row: one open-loop row is a 12-second window of a
+    shared host whose speed changes by half within minutes; the runs together
+    show where the knee is and how far it wanders.
+    """
+    runs = [(path.stem, sorted((r["offered_per_second"], r["p95_ms"]) for r in data["open_loop"]
+                               if _number(r.get("offered_per_second")) is not None and _number(r.get("p95_ms")) is not None))
+            for path, data in _json_files(bench_dir)
+            if isinstance(data, dict) and isinstance(data.get("open_loop"), list)]
+    runs = [(name, points) for name, points in runs if len(points) >= 2]
+    if not runs:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, points in runs:
+        ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=name)
+    ax.axhline(target_ms, color="grey", linestyle="--", linewidth=1)
+    ax.axvline(target_rate, color="grey", linestyle=":", linewidth=1)
+    ax.annotate(f"target: p95 ≤ {target_ms:.0f} ms at {target_rate:.0f} msg/s", (target_rate, target_ms),
+                textcoords="offset points", xytext=(-200, 8), fontsize=8, color="grey")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered load, messages per second (10 conversations, Poisson arrivals)")
+    ax.set_ylabel("p95 latency, ms (log scale)")
+    ax.set_title("REST open loop: p95 against offered load (bench.rest_load)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_soak_memory(bench_dir: Path, out: Path) -> Optional[Path]:
+    """Resident memory of every process through the newest soak run (`bench.soak`'s `samples`)."""
+    soaks = [(path, data) for path, data in _json_files(bench_dir)
+             if isinstance(data, dict) and isinstance(data.get("samples"), list) and data["samples"]]
+    if not soaks:
+        return None
+    path, data = max(soaks, key=lambda item: item[0].stat().st_mtime)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k in data["samples"][0] if k != "t_s" and isinstance(data["samples"][0][k], dict)]
+    fig, (big, small) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for name in names:
+        points = [(s["t_s"] / 60, s[name]["rss_mb"]) for s in data["samples"]
+                  if isinstance(s.get(name), dict) and _number(s[name].get("rss_mb")) is not None]
+        if not points:
+            continue
+        axis = big if max(y for _, y in points) >= 500 else small
+        axis.plot([x for x, _ in points], [y for _, y in points], label=name)
+    for axis in (big, small):
+        axis.set_ylabel("RSS, MB")
+        axis.legend(fontsize=8, loc="center right")
+    small.set_xlabel("minutes into the soak")
+    fig.suptitle(f"Memory per process during the soak ({path.stem}: {data.get('command', '')})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bench-dir", type=Path, default=ROOT / "var" / "bench")
@@ -215,7 +292,9 @@ def main() -> int:
     args.plots.mkdir(parents=True, exist_ok=True)
     for drawn in (plot_latency(rows, args.plots / "latency.png"),
                   plot_throughput(rows, args.plots / "throughput.png"),
-                  plot_nlu_baselines(args.bench_dir / "nlu_baselines.json", args.plots / "nlu_baselines.png")):
+                  plot_nlu_baselines(args.bench_dir / "nlu_baselines.json", args.plots / "nlu_baselines.png"),
+                  plot_open_loop(args.bench_dir, args.plots / "rest_open_loop.png"),
+                  plot_soak_memory(args.bench_dir, args.plots / "soak_memory.png")):
         if drawn is not None:
             print(f"wrote {drawn}")
     return 0

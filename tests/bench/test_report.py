@@ -38,3 +38,15 @@ def test_markdown_and_plots(tmp_path: Path) -> None:
     assert report.plot_latency(rows, tmp_path / "latency.png").stat().st_size > 1000
     assert report.plot_throughput(rows, tmp_path / "throughput.png").stat().st_size > 1000
     assert report.plot_nlu_baselines(tmp_path / "missing.json", tmp_path / "nlu.png") is None
+
+
+def test_open_loop_and_soak_plots_only_from_files_that_have_them(tmp_path: Path) -> None:
+    assert report.plot_open_loop(tmp_path, tmp_path / "open.png") is None
+    assert report.plot_soak_memory(tmp_path, tmp_path / "soak.png") is None
+    rows = [{"offered_per_second": rate, "p95_ms": p95} for rate, p95 in ((5, 40.0), (20, 60.0), (50, 300.0))]
+    _write(tmp_path, "rest_run1", {"load": {"p95_ms": 1.0}, "open_loop": rows})
+    _write(tmp_path, "rest_one_row", {"open_loop": rows[:1]})  # a single rate is not a curve
+    samples = [{"t_s": t, "rasa": {"rss_mb": 930.0 + t / 100}, "actions": {"rss_mb": 75.0}} for t in range(0, 1800, 10)]
+    _write(tmp_path, "soak", {"command": "python -m bench.soak", "samples": samples})
+    assert report.plot_open_loop(tmp_path, tmp_path / "open.png").stat().st_size > 1000
+    assert report.plot_soak_memory(tmp_path, tmp_path / "soak.png").stat().st_size > 1000

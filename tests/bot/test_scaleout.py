@@ -129,3 +129,47 @@ def test_killing_a_rasa_server_mid_load_loses_and_duplicates_nothing(topology):
     assert killed_mid_load(summary)[0], summary
     failed = {name: detail for name, (ok, detail) in results.items() if not ok}
     assert not failed, failed
+
+
+@slow
+def test_an_agent_reply_reaches_a_website_visitor_whichever_server_takes_it(topology):
+    """The visitor's socket is held by one Rasa server (nginx's ip_hash); a desk
+    reply is an HTTP call that may reach any of them.  Half of the replies go
+    straight to each server, so half must cross over (Redis socket.io manager)."""
+    import threading
+    from types import SimpleNamespace
+
+    from tests.channels.web_peer import WebPeer
+
+    base = topology.rest_url.split("/webhooks/")[0]
+    token = topology.state["token"]
+    origin = topology.child_env()["KEFU_WEB_ALLOWED_ORIGINS"].split(",")[0]
+    stack = SimpleNamespace(settings=SimpleNamespace(rasa_url=base, web_url=origin, rasa_token=token))
+    servers = [f"http://127.0.0.1:{port}" for port in topology.state["ports"]["rasa"]]
+    peer = WebPeer(stack).open()  # type: ignore[arg-type]
+    try:
+        assert "您好" in peer.say_text("你好")
+        pushes = {f"人工客服小王：第{i}条回复": servers[i % len(servers)] for i in range(12)}
+        failures: list[str] = []
+
+        def push(text: str, server: str) -> None:
+            response = requests.post(f"{server}/conversations/{peer.session_id}/tracker/events",
+                                     params={"token": token, "output_channel": "latest",
+                                             "execute_side_effects": "true"},
+                                     json={"event": "bot", "text": text}, timeout=60)
+            if response.status_code != 200:
+                failures.append(f"{server}: {response.status_code} {response.text[:200]}")
+
+        threads = [threading.Thread(target=push, args=item) for item in pushes.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not failures, failures
+        received: set[str] = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not set(pushes) <= received:
+            received |= {m.get("text", "") for m in peer.drain(quiet=1.0)}
+        assert set(pushes) <= received, sorted(set(pushes) - received)
+    finally:
+        peer.close()
