@@ -1,4 +1,5 @@
-"""Start the action server: `python -m rasa_sdk` (same arguments), its start-up heap frozen.
+"""Start the action server: `python -m rasa_sdk` (same arguments), its start-up heap frozen,
+and only Rasa's calls answered (the shared secret of `bot.action_auth`, KEFU_ACTION_TOKEN).
 
 Why: once the actions, SQLAlchemy and the CRM models are imported, the
 action server's full garbage collections walked its start-up objects again
@@ -10,14 +11,17 @@ Sanic starts serving, which is the moment `rasa_sdk.endpoint.run` calls
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from bot.action_auth import protect
 from bot.heap_freeze import freeze_heap
 
 
 def _create_app_then_freeze(stock: Any) -> Any:
     def create_app(*args: Any, **kwargs: Any) -> Any:
         app = stock(*args, **kwargs)
+        protect(app, os.environ.get("KEFU_ACTION_TOKEN", ""))
         freeze_heap()
         return app
 

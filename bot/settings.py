@@ -69,6 +69,8 @@ class Settings:
         return f"http://{self.host}:{self.desk_port}"
     # Proactive care (bot/scheduler): start the scheduler process with the stack.
     care_scheduler: bool = True
+    # Shared secret the Rasa server sends the action server (bot/action_auth.py).
+    action_token: str = ""
     # Per-sender message rate limit (bot.ratelimit); empty = its defaults, "0" = off.
     rate_per_minute: str = ""
     rate_burst: str = ""
@@ -115,6 +117,7 @@ class Settings:
             "KEFU_EVENTS_DB": self.events_db,
             "KEFU_CRM_URL": self.crm_url,
             "KEFU_RASA_TOKEN": self.rasa_token,
+            "KEFU_ACTION_TOKEN": self.action_token,
             # credentials.yml reads these; Rasa refuses a ${VAR} that is not set at all,
             # so they are always exported (empty token = WeChat channel disabled).
             "KEFU_WECHAT_TOKEN": self.wechat_token,
@@ -168,6 +171,7 @@ def load(var_dir: Path | None = None, overrides: dict[str, str] | None = None) -
         rasa_port=int(env.get("KEFU_RASA_PORT", "5005")),
         action_port=int(env.get("KEFU_ACTION_PORT", "5055")),
         rasa_token=env.get("KEFU_RASA_TOKEN") or _local_token(var),
+        action_token=env.get("KEFU_ACTION_TOKEN") or _local_token(var, "action_token"),
         model_path=Path(env.get("KEFU_MODEL", ROOT / "models" / "kefu.tar.gz")),
         tracker_dialect=env.get("KEFU_TRACKER_DIALECT", "sqlite"),
         tracker_db=env.get("KEFU_TRACKER_DB", str(var / "tracker.sqlite3")),
@@ -212,12 +216,16 @@ def _workers(raw: str, redis_url: str) -> int:
     return workers
 
 
-def _local_token(var: Path) -> str:
-    """A per-installation API token kept in var/ (mode 600) when none is configured."""
-    path = var / "rasa_token"
+def _local_token(var: Path, name: str = "rasa_token") -> str:
+    """A per-installation secret kept in var/`name` (mode 600) when none is configured."""
+    path = var / name
     if path.exists():
         return path.read_text().strip()
     token = secrets.token_urlsafe(24)
-    path.write_text(token)
-    path.chmod(0o600)
+    try:  # created readable by the owner only, from the first byte
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(token)
     return token

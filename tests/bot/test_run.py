@@ -47,6 +47,9 @@ def test_supervisor_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         threading.Thread(target=lambda: [output.append(l) for l in proc.stdout], daemon=True).start()
         token = (tmp_path / "rasa_token").read_text().strip()  # generated, mode 600
         assert oct((tmp_path / "rasa_token").stat().st_mode & 0o777) == "0o600"
+        # So is the secret the action server asks of the Rasa server (bot/action_auth.py).
+        assert len((tmp_path / "action_token").read_text().strip()) >= 32
+        assert oct((tmp_path / "action_token").stat().st_mode & 0o777) == "0o600"
         reply = requests.post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
                               json={"sender": "demo-zhangwei", "message": "满多少包邮"}, timeout=60)
         assert "99" in reply.text

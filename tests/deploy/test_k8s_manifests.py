@@ -25,7 +25,7 @@ LIBRARY_VARS = {"PYTHONPATH", "RASA_TELEMETRY_ENABLED", "TF_CPP_MIN_LOG_LEVEL", 
 SOURCES = {
     "rasa": ["bot/rasa_server.py", "bot/tracker_store.py", "bot/event_broker.py", "bot/channels", "bot/nlu",
              "bot/policies", "crm_adapter/policy.py"],
-    "actions": ["actions", "crm_adapter"],
+    "actions": ["bot/action_server.py", "actions", "crm_adapter"],
     "web": ["bot/web"],
     "desk": ["bot/desk", "bot/forwarded.py", "crm_adapter"],
     "scheduler": ["bot/scheduler", "crm_adapter"],
@@ -292,6 +292,7 @@ def test_rendered_endpoints_and_credentials_load_in_rasa(tmp_path: Path, monkeyp
     assert endpoints.event_broker.type == "pika"
     assert endpoints.event_broker.kwargs["queues"] == ["value-of-kefu_rabbitmq_queue"]
     assert endpoints.action.url == "value-of-kefu_action_url"
+    assert endpoints.action.headers == {"X-Kefu-Action-Token": "value-of-kefu_action_token"}
     lock_store = LockStore.create(endpoints.lock_store)  # redis-py connects lazily
     assert isinstance(lock_store, RenewedRedisLockStore)
     assert lock_store.red.connection_pool.connection_kwargs["host"] == "value-of-kefu_redis_host"
