@@ -275,7 +275,9 @@ def plot_soak_memory(bench_dir: Path, out: Path) -> Optional[Path]:
         axis.set_ylabel("RSS, MB")
         axis.legend(fontsize=8, loc="center right")
     small.set_xlabel("minutes into the soak")
-    fig.suptitle(f"Memory per process during the soak ({path.stem}: {data.get('command', '')})", fontsize=9)
+    minutes = data.get("minutes")
+    fig.suptitle(f"Memory per process during the soak ({path.stem}"
+                 + (f", {minutes:g} minutes)" if _number(minutes) is not None else ")"), fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
