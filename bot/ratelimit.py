@@ -131,8 +131,8 @@ class RedisTokenBuckets:
 
     One round trip per check (a Lua script, so two workers taking the last
     token at once cannot both get it).  While Redis cannot be reached the
-    limit falls back to this process's own buckets for `retry_after_s`, with
-    one warning: a customer is neither refused nor left unlimited because the
+    limit falls back to this process's own buckets for `retry_after_s` at a
+    time (a warning each time): a customer is neither refused nor left unlimited because the
     limiter's store is down (the conversation lock store will be failing
     then too, and says so itself).
     """
