@@ -58,6 +58,9 @@ class VerifiedFormValidation(FormValidationAction):
     #: free-text answer needs; said in the free-text slot, both end the form.
     own_intent: str = ""
     withdrawal: Optional[re.Pattern[str]] = None
+    #: Questions the free-text slot must not swallow: intent -> the words that
+    #: make the message that question.  Both must agree; `divert` answers it.
+    diversions: dict[str, re.Pattern[str]] = {}
     needs_order: bool = False
     needs_verification: bool = True
 
@@ -130,6 +133,12 @@ class VerifiedFormValidation(FormValidationAction):
             # is deny at 0.50 and "我想了想还是不退货了吧" request_return at 0.90.
             dispatcher.utter_message(response="utter_form_stopped")
             return self._end_form()
+        if requested in _FREE_TEXT_SLOTS and intent in self.diversions \
+                and self.diversions[intent].search(latest.get("text") or ""):
+            # "投诉进度怎么样了" asked while a new complaint's description is
+            # awaited is that question, not the description (it was filed as one).
+            await self.divert(dispatcher, tracker, intent)
+            return self._end_form()
         if confidence < min_confidence:
             return None  # unsure: let slot filling decide
         if intent in _STOP_INTENTS and requested != "confirm":
@@ -146,6 +155,10 @@ class VerifiedFormValidation(FormValidationAction):
                 dispatcher.utter_message(response=response)
                 return [SlotSet(requested, None)]
         return None
+
+    async def divert(self, dispatcher: CollectingDispatcher, tracker: Tracker, intent: str) -> None:
+        """Answer a diverting question (see `diversions`); the form then ends."""
+        raise NotImplementedError
 
     def _withdraws(self, intent: Optional[str], text: Optional[str]) -> bool:
         """The flow's own verb negated, read as a "no" or as the flow's own intent: the request taken back."""

@@ -154,6 +154,18 @@ class ValidateComplaintForm(VerifiedFormValidation):
     needs_verification = False
     own_intent = "complain"
     withdrawal = re.compile(r"不(?:想|要|用|打算)?投诉了")
+    diversions = {"query_complaint": re.compile(
+        r"进度|进展|怎么样了|处理(?:得|到)?(?:怎么样|如何|哪|好了没)|到哪一步|(?:有|出)(?:没有)?(?:结果|回复|答复)"
+        r"|(?:回复|答复|结果)了?(?:吗|没)")}
+
+    async def divert(self, dispatcher: CollectingDispatcher, tracker: Tracker, intent: str) -> None:
+        """The customer asked how their complaints stand: say so, with the tickets when we know who they are."""
+        customer_id = common.customer_id_of(tracker)
+        if customer_id is None:
+            dispatcher.utter_message(response="utter_complaint_not_filed_ask_status")
+            return
+        dispatcher.utter_message(response="utter_complaint_not_filed")
+        utter_complaint_status(dispatcher, customer_id)
 
     def dynamic_flow_slots(self, tracker: Tracker) -> list[str]:
         slots = ["complaint_category", "complaint_description"]
@@ -194,6 +206,11 @@ class ValidateComplaintForm(VerifiedFormValidation):
                                        tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         text = str(value or "").strip()
         if len(text) < 2:
+            return {"complaint_description": None}
+        if len(text) <= 4 and keyword_choice(text, _CATEGORY_WORDS):
+            # "物流" answers the category question, not "what happened": a
+            # ticket whose whole description is one word cannot be followed up.
+            dispatcher.utter_message(response="utter_ask_complaint_details")
             return {"complaint_description": None}
         return {"complaint_description": text[:2000]}
 
@@ -252,13 +269,18 @@ class ActionQueryComplaint(VerifiedFlowAction):
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   customer_id: int) -> None:
-        complaints = common.crm().complaints_for_customer(customer_id, open_only=False)[:3]
-        if not complaints:
-            dispatcher.utter_message(response="utter_no_complaints")
-            return
-        lines = [f"工单 {c.ticket_number}（{c.category_label}）：{c.status_label}，"
-                 f"{'承诺' if c.status in ('open', 'pending') else '提交于'} "
-                 f"{(c.sla_due_at if c.status in ('open', 'pending') else c.created_at):%m月%d日 %H:%M}"
-                 f"{'前答复' if c.status in ('open', 'pending') else ''}。"
-                 for c in complaints]
-        dispatcher.utter_message(response="utter_complaint_status", lines="\n".join(lines))
+        utter_complaint_status(dispatcher, customer_id)
+
+
+def utter_complaint_status(dispatcher: CollectingDispatcher, customer_id: int) -> None:
+    """The customer's three latest complaints and where each stands."""
+    complaints = common.crm().complaints_for_customer(customer_id, open_only=False)[:3]
+    if not complaints:
+        dispatcher.utter_message(response="utter_no_complaints")
+        return
+    lines = [f"工单 {c.ticket_number}（{c.category_label}）：{c.status_label}，"
+             f"{'承诺' if c.status in ('open', 'pending') else '提交于'} "
+             f"{(c.sla_due_at if c.status in ('open', 'pending') else c.created_at):%m月%d日 %H:%M}"
+             f"{'前答复' if c.status in ('open', 'pending') else ''}。"
+             for c in complaints]
+    dispatcher.utter_message(response="utter_complaint_status", lines="\n".join(lines))

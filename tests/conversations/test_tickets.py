@@ -86,3 +86,27 @@ def test_invoice_request(zhangwei: Chat) -> None:
 def test_personal_invoice_skips_tax_number(lina: Chat) -> None:
     lina.say("我要开发票，订单号260101000011")
     assert "邮箱" in lina.say("个人")
+
+
+def test_a_status_question_while_a_new_complaint_waits_is_answered_not_filed(lina: Chat, stack_crm) -> None:
+    """Seen by hand: "投诉进度怎么样了", typed where the description of a second
+    complaint was asked for, was filed as that complaint's description."""
+    from crm_adapter.models import Complaint
+
+    lina.say("快递三天了还没到，我要投诉")
+    first = re.search(r"工单号 (TS\d+)", lina.say("下单一周了物流一直不更新，客服电话也打不通"))
+    assert first, "the first complaint was not filed"
+    assert "详细描述" in lina.say("快递员把包裹扔在门口还骂人，我要投诉")
+    reply = lina.say("投诉进度怎么样了")
+    assert "先不登记" in reply and f"工单 {first.group(1)}" in reply, reply
+    with stack_crm.engine.connect() as conn:
+        filed = conn.execute(select(Complaint.description).where(Complaint.sender_id == lina.sender)).scalars().all()
+    assert filed == ["下单一周了物流一直不更新，客服电话也打不通"]
+    assert "工单号" not in lina.say("谢谢")  # nothing left waiting to be filed
+
+
+def test_a_category_word_is_not_taken_as_the_whole_description(anonymous: Chat) -> None:
+    assert "哪方面" in anonymous.say("我要投诉")
+    assert "详细描述" in anonymous.say("物流")
+    assert "具体说说" in anonymous.say("物流")  # asked again, not filed as "物流"
+    assert "手机号" in anonymous.say("快递三天了都没更新物流信息，打电话也没人接")

@@ -77,6 +77,14 @@ def test_recommend_respects_category_and_limit(crm: CRM) -> None:
     assert len(crm.recommend(ZHANG, limit=5)) == 5
 
 
+def test_a_category_whose_every_product_was_bought_is_still_answered_from(crm: CRM) -> None:
+    # Zhang bought every digital product (durables, so none is "due" again); asked
+    # for phones, he gets that category's products, not an empty answer.
+    digital = {p.sku for p in crm.find_products(category="手机数码", limit=20)}
+    suggestions = crm.recommend(ZHANG, limit=3, category="手机")
+    assert len(suggestions) == 3 and {p.sku for p in suggestions} <= digital
+
+
 def test_recommend_skips_durables_already_bought(crm: CRM) -> None:
     bought_durables = {"SKU1001", "SKU1002", "SKU1003", "SKU1004", "SKU1005", "SKU2001", "SKU2004",
                        "SKU6001"}
