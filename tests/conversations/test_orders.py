@@ -83,6 +83,24 @@ def test_change_address_before_shipment(anonymous: Chat, stack_crm) -> None:
     assert "已将订单 260101000021 的收货地址修改为" in anonymous.say("对的")
 
 
+def test_an_address_given_before_it_is_asked_for_is_kept(anonymous: Chat, stack_crm) -> None:
+    """Seen by hand: the address typed where the order number was asked was
+    dropped, and the order number asked again."""
+    anonymous.say("能不能改一下收货地址")
+    reply = anonymous.say("改成浙江省杭州市西湖区文三路100号")
+    assert "新地址记下了" in reply and "订单号" in reply, reply
+    anonymous.say("260101000021")
+    reply = anonymous.say("1111")
+    assert "确认把订单 260101000021" in reply and "文三路100号" in reply, reply  # not asked again
+    assert "已将订单 260101000021 的收货地址修改为" in anonymous.say("对的")
+    from sqlalchemy import select
+
+    from crm_adapter.models import Order
+    with stack_crm.engine.connect() as conn:
+        stored = conn.execute(select(Order.address).where(Order.order_number == "260101000021")).scalar_one()
+    assert stored.startswith("浙江省杭州市西湖区文三路100号"), stored
+
+
 def test_stop_a_form_midway(anonymous: Chat) -> None:
     anonymous.say("我要改地址")
     reply = anonymous.say("算了，不改了")
