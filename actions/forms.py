@@ -29,6 +29,8 @@ MAX_VERIFY_ATTEMPTS = 3
 # Intents that end or divert a form when the customer says them mid-way.
 _STOP_INTENTS = {"deny"}
 _HUMAN_INTENTS = {"request_human"}
+#: Intents an answer to a form's question is read as, right or wrong ("我忘了" is a bad birthday, not a request).
+_ANSWER_INTENTS = {"inform", "affirm", "deny", "nlu_fallback", "out_of_scope", "thanks", "greet"}
 _LIKELY = 0.6   # confidence to read a non-answer as an interruption
 _SURE = 0.9     # confidence to read a free-text answer as an interruption
 # Slots whose answer is free text: anything validates, so intent decides first.
@@ -103,7 +105,16 @@ class VerifiedFormValidation(FormValidationAction):
                 interrupted = await self._interruption(dispatcher, tracker, _SURE)
                 if interrupted is not None:
                     return interrupted
-                return await super().run(dispatcher, tracker, domain)
+                scratch = CollectingDispatcher()
+                events = await super().run(scratch, tracker, domain)
+                if self._another_request(tracker, events, requested):
+                    # Seen by hand: asked for a new birthday, a customer who went
+                    # on to 「以后别给我发广告了」 and 「给你们打个3分吧」 was told
+                    # 「生日格式没看懂」 every time, with no way out but "算了".
+                    dispatcher.utter_message(response="utter_form_left_for_other_request")
+                    return self._end_form()
+                dispatcher.messages.extend(scratch.messages)
+                return events
             scratch = CollectingDispatcher()
             events = await super().run(scratch, tracker, domain)
             answered = requested is None or any(
@@ -159,6 +170,14 @@ class VerifiedFormValidation(FormValidationAction):
     async def divert(self, dispatcher: CollectingDispatcher, tracker: Tracker, intent: str) -> None:
         """Answer a diverting question (see `diversions`); the form then ends."""
         raise NotImplementedError
+
+    def _another_request(self, tracker: Tracker, events: list[EventType], requested: str) -> bool:
+        """A free-text answer the slot refused, confidently classified as some other request."""
+        refused = any(e.get("event") == "slot" and e.get("name") == requested and e.get("value") is None
+                      for e in events)
+        intent = (tracker.latest_message or {}).get("intent") or {}
+        return refused and (intent.get("confidence") or 0.0) >= _LIKELY \
+            and intent.get("name") not in _ANSWER_INTENTS | {self.own_intent}
 
     def _withdraws(self, intent: Optional[str], text: Optional[str]) -> bool:
         """The flow's own verb negated, read as a "no" or as the flow's own intent: the request taken back."""

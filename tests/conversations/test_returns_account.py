@@ -78,6 +78,13 @@ def test_invalid_birthday_is_asked_again(lina: Chat) -> None:
     assert "生日格式" in lina.say("我忘了")
 
 
+def test_another_request_is_not_read_as_a_bad_value_forever(zhangwei: Chat) -> None:
+    """Seen by hand: every message after 「请输入新的生日」 got 「生日格式没看懂」."""
+    assert "新的生日" in zhangwei.say("我要改一下生日")
+    assert "先不办" in zhangwei.say("以后别再给我发促销短信了，退订")
+    assert "已为您退订" in zhangwei.say("以后别再给我发促销短信了，退订")  # said again: done
+
+
 def test_unsubscribe_records_consent(zhangwei: Chat, stack_crm) -> None:
     assert "已为您退订" in zhangwei.say("以后别再给我发促销短信了，退订")
     from crm_adapter.models import Consent
