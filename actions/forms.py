@@ -101,26 +101,23 @@ class VerifiedFormValidation(FormValidationAction):
         """
         try:
             requested = tracker.get_slot("requested_slot")
-            if requested in _FREE_TEXT_SLOTS:
+            free_text = requested in _FREE_TEXT_SLOTS
+            if free_text:
                 interrupted = await self._interruption(dispatcher, tracker, _SURE)
                 if interrupted is not None:
                     return interrupted
-                scratch = CollectingDispatcher()
-                events = await super().run(scratch, tracker, domain)
+            scratch = CollectingDispatcher()  # the validators' replies, sent only if the answer stands
+            events = await super().run(scratch, tracker, domain)
+            if free_text:
                 if self._another_request(tracker, events, requested):
                     # Seen by hand: asked for a new birthday, a customer who went
                     # on to 「以后别给我发广告了」 and 「给你们打个3分吧」 was told
                     # 「生日格式没看懂」 every time, with no way out but "算了".
                     dispatcher.utter_message(response="utter_form_left_for_other_request")
                     return self._end_form()
-                dispatcher.messages.extend(scratch.messages)
-                return events
-            scratch = CollectingDispatcher()
-            events = await super().run(scratch, tracker, domain)
-            answered = requested is None or any(
-                e.get("name") == requested and e.get("value") is not None for e in events
-                if e.get("event") == "slot")
-            if not answered:
+            elif requested is not None and not any(
+                    e.get("name") == requested and e.get("value") is not None for e in events
+                    if e.get("event") == "slot"):
                 interrupted = await self._interruption(dispatcher, tracker, _LIKELY)
                 if interrupted is not None:
                     return interrupted

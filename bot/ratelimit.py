@@ -154,7 +154,7 @@ class RedisTokenBuckets:
         if not self.rate.enabled:
             return True
         if time.monotonic() < self._down_until:
-            return self._fallback.take(key) if spend else self._fallback.available(key)
+            return self._local(key, spend)
         args: list[Any] = [repr(self.rate.per_minute / 60.0), repr(float(self.rate.burst)),
                            "1" if spend else "0", self._ttl_ms]
         if self._clock is not None:
@@ -165,7 +165,10 @@ class RedisTokenBuckets:
             logger.warning("Rate limiter: Redis unreachable (%s); limiting in this process for %.0f s",
                            type(exc).__name__, self._retry_after_s)
             self._down_until = time.monotonic() + self._retry_after_s
-            return self._fallback.take(key) if spend else self._fallback.available(key)
+            return self._local(key, spend)
+
+    def _local(self, key: str, spend: bool) -> bool:
+        return self._fallback.take(key) if spend else self._fallback.available(key)
 
     def take(self, key: str) -> bool:
         return self._check(key, spend=True)
