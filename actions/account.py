@@ -67,19 +67,35 @@ class ValidateProfileForm(VerifiedFormValidation):
             return {"profile_field": None}
         return {"profile_field": field}
 
+    async def extract_profile_value(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                    domain: DomainDict) -> dict[str, Any]:
+        """The new value when it comes with the request ("我要把生日改成1990年5月1日").
+
+        Seen by hand: the birthday was asked for anyway.  When the value itself
+        is asked for, the whole message is the answer (domain.yml).
+        """
+        if tracker.get_slot("requested_slot") in ("profile_value", "confirm"):
+            return {}
+        field = canonical_field(str(tracker.get_slot("profile_field") or ""))
+        if field is None:
+            return {}
+        try:
+            return {"profile_value": profile_value_in(
+                field, str((tracker.latest_message or {}).get("text") or ""), asked=False)}
+        except errors.InvalidInput:
+            return {}
+
     def validate_profile_value(self, value: Any, dispatcher: CollectingDispatcher,
                                tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
-        text = str(value or "").strip()
-        if tracker.get_slot("profile_field") == "birthday":
-            parsed = parse_birthday(text)
-            if parsed is None:
-                dispatcher.utter_message(response="utter_invalid_value",
-                                         message="生日格式没看懂，请按“1990年5月3日”或“1990-05-03”输入。")
-                return {"profile_value": None}
-            text = parsed.isoformat()
-        if not text or len(text) > 200:
+        """Checked as the CRM will check it, so the customer never confirms a value that is then refused."""
+        field = canonical_field(str(tracker.get_slot("profile_field") or ""))
+        if field is None:
             return {"profile_value": None}
-        return {"profile_value": text}
+        try:
+            return {"profile_value": profile_value_in(field, str(value or "").strip(), asked=True)}
+        except errors.InvalidInput as refusal:
+            dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
+            return {"profile_value": None}
 
 
 class ActionAskProfileValue(Action):
@@ -122,16 +138,23 @@ def canonical_field(text: str) -> Optional[str]:
     return None
 
 
-def parse_birthday(text: str) -> Optional[date]:
-    """Birthdays as customers type them: 1990年5月3日, 1990-5-3, 1990/05/03, 19900503
-    (the CRM's own rules decide what is a plausible birthday)."""
-    found = validation.find_in_text("birthday", text)
-    if found is None:
-        return None
-    try:
-        return validation.birthday(found, date.today())
-    except errors.InvalidInput:
-        return None
+#: Profile fields whose value a pattern finds inside a sentence (`validation.find_in_text`).
+_FOUND_IN_TEXT = {"phone": "mobile", "email": "email", "birthday": "birthday"}
+
+
+def profile_value_in(field: str, text: str, asked: bool) -> str:
+    """The new value of a profile field in what the customer wrote, as the CRM will store it.
+
+    A phone number, e-mail or date is found anywhere in the sentence; a name
+    or an address follows 改成/换成/设为…, or, when it was `asked` for, is the
+    whole message.  Raises `InvalidInput` with the CRM's Chinese explanation.
+    """
+    kind = _FOUND_IN_TEXT.get(field)
+    found = validation.find_in_text(kind, text) if kind else None
+    lead = common.new_value_after_lead(text)
+    candidate = found or lead or (text if asked else "")
+    value = validation.profile_value(field, candidate, date.today())
+    return value.isoformat() if isinstance(value, date) else str(value)
 
 
 def shown_value(field: str, value: str) -> str:

@@ -114,6 +114,16 @@ def reset_flow_slots(tracker: Tracker) -> list[EventType]:
     return [SlotSet(name, None) for name in FLOW_SLOTS if tracker.get_slot(name) is not None]
 
 
+#: "改成 / 换成 / 送到 / 设为 …": what follows is the new value of what is being changed.
+_NEW_VALUE_LEAD = re.compile(r"(?:改成|改为|改到|换成|换为|换到|设成|设为|送到|寄到)[:：]?\s*(.+)$")
+
+
+def new_value_after_lead(text: str) -> Optional[str]:
+    """The words after 改成, 换成, 送到…, in which a customer gives a new value in passing; None without them."""
+    lead = _NEW_VALUE_LEAD.search(text)
+    return lead.group(1) if lead else None
+
+
 def entity_value(tracker: Tracker, entity: str) -> Optional[str]:
     return next(tracker.get_latest_entity_values(entity), None)
 

@@ -15,7 +15,7 @@ import re
 from typing import Any, Optional
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import ActionExecutionRejected, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
@@ -112,9 +112,11 @@ class VerifiedFormValidation(FormValidationAction):
                 if self._another_request(tracker, events, requested):
                     # Seen by hand: asked for a new birthday, a customer who went
                     # on to 「以后别给我发广告了」 and 「给你们打个3分吧」 was told
-                    # 「生日格式没看懂」 every time, with no way out but "算了".
-                    dispatcher.utter_message(response="utter_form_left_for_other_request")
-                    return self._end_form()
+                    # 「生日格式没看懂」 every time.  Rejecting the form's turn is
+                    # Rasa's unhappy path, as for any slot that extracts nothing:
+                    # the message goes to its own flow, then the form asks again
+                    # (the refused text is cleared, or the form would take it then).
+                    return [SlotSet(requested, None), ActionExecutionRejected(self.form)]
             elif requested is not None and not any(
                     e.get("name") == requested and e.get("value") is not None for e in events
                     if e.get("event") == "slot"):

@@ -101,14 +101,10 @@ class ValidateCancelOrderForm(_OrderChangeForm):
         return order.can_cancel
 
 
-#: "改成 / 换成 / 送到 …": what follows is the new address.
-_NEW_ADDRESS_LEAD = re.compile(r"(?:改成|改为|改到|换成|换到|送到|寄到)[:：]?\s*(.+)$")
-
-
 def address_in(text: str) -> Optional[str]:
     """A complete new address said in passing ("帮我把地址改成上海市浦东新区世纪大道100号"), or None."""
-    lead = _NEW_ADDRESS_LEAD.search(text)
-    candidate = lead.group(1) if lead else ("" if common.first_order_number(text) else text)
+    lead = common.new_value_after_lead(text)
+    candidate = lead if lead is not None else ("" if common.first_order_number(text) else text)
     try:
         return validation.address(candidate)
     except errors.InvalidInput:

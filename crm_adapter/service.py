@@ -794,15 +794,7 @@ class CRM:
         """Change one profile field after validating it (Chinese message on refusal)."""
         cid = _customer_id(customer_id)
         field = validation.choice(field, PROFILE_FIELDS, MSG_PROFILE_FIELD)
-        if field == "birthday":
-            new_value: Any = validation.birthday(value, policy.china_date(self._now()))
-        else:
-            new_value = {
-                "phone": validation.phone,
-                "email": validation.email,
-                "address": validation.address,
-                "name": validation.name,
-            }[field](value)
+        new_value = validation.profile_value(field, value, policy.china_date(self._now()))
 
         def work(session: Session, now: datetime) -> CustomerView:
             customer = self._require_customer(session, cid)

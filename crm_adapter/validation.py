@@ -168,6 +168,17 @@ def birthday(value: Any, today: date) -> date:
     return parsed
 
 
+def profile_value(field: str, value: Any, today: date) -> Any:
+    """A new value for one of a customer's profile fields, as the CRM stores it (`InvalidInput` when it is not one).
+
+    The chat checks an answer with this before asking to confirm it, so what
+    the customer confirms is what the CRM will accept.
+    """
+    if field == "birthday":
+        return birthday(value, today)
+    return {"phone": phone, "email": email, "address": address, "name": name}[field](value)
+
+
 def name(value: Any) -> str:
     cleaned = re.sub(r"\s+", " ", prose(value))
     if not 2 <= len(cleaned) <= 20 or not NAME_RE.match(cleaned):

@@ -7,15 +7,15 @@ from typing import Any, Optional
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ActionExecutionRejected, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import common
-from actions.account import ActionRateService, ValidateProfileForm, parse_birthday, parse_rating
+from actions.account import ActionRateService, ValidateProfileForm, parse_rating, profile_value_in
 from actions.handoff import ActionHandleFallback
 from actions.orders import ActionCancelOrder, ActionQueryOrder, ValidateOrderQueryForm
 from actions.tickets import ActionSubmitComplaint, ValidateComplaintForm
-from crm_adapter import CRM
+from crm_adapter import CRM, errors, validation
 
 DOMAIN: dict[str, Any] = {"forms": {"order_query_form": {"required_slots": ["order_number", "phone_last4"]}},
                           "slots": {}}
@@ -143,12 +143,28 @@ def test_parse_rating(text: str, score: Optional[int]) -> None:
     assert parse_rating(text) == score
 
 
-@pytest.mark.parametrize("text,iso", [("1990年5月3日", "1990-05-03"), ("1988-12-01", "1988-12-01"),
-                                      ("19920229", "1992-02-29"), ("1991年2月30日", None),
-                                      ("我忘了", None)])
-def test_parse_birthday(text: str, iso: Optional[str]) -> None:
-    parsed = parse_birthday(text)
-    assert (parsed.isoformat() if parsed else None) == iso
+@pytest.mark.parametrize("field,text,asked,value", [
+    ("birthday", "1990年5月3日", True, "1990-05-03"), ("birthday", "1988-12-01", True, "1988-12-01"),
+    ("birthday", "19920229", True, "1992-02-29"), ("birthday", "1991年2月30日", True, None),
+    ("birthday", "我忘了", True, None), ("birthday", "我要把生日改成1990年5月1日", False, "1990-05-01"),
+    ("birthday", "我要改一下生日", False, None),
+    ("email", "新邮箱是 Zw@Example.COM 谢谢", True, "Zw@example.com"), ("email", "推荐个耳机", True, None),
+    ("email", "邮箱改成 li.na@example.com", False, "li.na@example.com"), ("email", "我要改邮箱", False, None),
+    ("phone", "138 1234 5678", True, "13812345678"), ("phone", "手机号改成13912345678", False, "13912345678"),
+    ("phone", "12345", True, None),
+    ("name", "李娜", True, "李娜"), ("name", "我要改名字", False, None), ("name", "名字改成王芳", False, "王芳"),
+    ("address", "上海市浦东新区张江路100号", True, "上海市浦东新区张江路100号"),
+    ("address", "默认地址改成北京市海淀区中关村大街1号", False, "北京市海淀区中关村大街1号"),
+    ("address", "我要改默认地址", False, None), ("address", "香港九龙弥敦道1号", True, None),
+])
+def test_profile_value_in(field: str, text: str, asked: bool, value: Optional[str]) -> None:
+    """What the customer wrote, read as the CRM will store it; a refusal carries the CRM's words."""
+    if value is None:
+        with pytest.raises(errors.InvalidInput) as refusal:
+            profile_value_in(field, text, asked)
+        assert refusal.value.message_zh
+    else:
+        assert profile_value_in(field, text, asked) == value
 
 
 def test_welcome_words_by_tier_complaints_and_coupon() -> None:
@@ -258,3 +274,55 @@ def test_a_refusal_in_a_free_text_slot_ends_the_form(refusal: str) -> None:
     events, messages = _return_reason_turn(refusal)
     assert [m.get("response") for m in messages] == ["utter_form_stopped"]
     assert events == [SlotSet("flow_blocked", True), SlotSet("requested_slot", None)]
+
+
+PROFILE_DOMAIN: dict[str, Any] = {
+    "forms": {"profile_form": {"required_slots": ["profile_field", "profile_value", "confirm"]}}, "slots": {}}
+
+
+def _profile_turn(text: str, intent: str, requested: Optional[str], field: str = "birthday",
+                  confidence: float = 0.95) -> tuple[list[dict], list[dict]]:
+    """One turn of the profile form as Rasa hands it over (the from_text mapping already applied)."""
+    latest = {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": [], "message_id": "m1"}
+    slots = verified(1, profile_field=field, requested_slot=requested)
+    events = [{"event": "user", "text": text, "parse_data": latest}]
+    if requested == "profile_value":
+        slots["profile_value"] = text
+        events.append({"event": "slot", "name": "profile_value", "value": text})
+    tracker = Tracker("action-test", slots, latest, events, False, None,
+                      {"name": "profile_form"} if requested else {}, "action_listen")
+    dispatcher = CollectingDispatcher()
+    return asyncio.run(ValidateProfileForm().run(dispatcher, tracker, PROFILE_DOMAIN)), dispatcher.messages
+
+
+@pytest.mark.parametrize("text,intent", [("以后别再给我发促销短信了", "unsubscribe"), ("给你们打个3分吧", "rate_service"),
+                                         ("推荐个耳机", "ask_recommendation")])
+def test_another_request_in_a_free_text_slot_goes_to_its_own_flow(text: str, intent: str) -> None:
+    """Rasa's unhappy path: the form's turn is rejected, so the rules answer the message,
+    and the refused text is cleared so the resumed form asks again instead of taking it."""
+    events, messages = _profile_turn(text, intent, "profile_value")
+    assert events == [SlotSet("profile_value", None), ActionExecutionRejected("profile_form")]
+    assert messages == []  # no 「生日格式没看懂」 for what was never an answer
+
+
+def test_an_unsure_non_answer_is_still_told_what_is_wrong() -> None:
+    events, messages = _profile_turn("给你们打个3分吧", "rate_service", "profile_value", confidence=0.4)
+    assert SlotSet("profile_value", None) in events and not any(e.get("event") == "action_execution_rejected"
+                                                                 for e in events)
+    assert [m.get("response") for m in messages] == ["utter_invalid_value"]
+
+
+@pytest.mark.parametrize("field,text,value", [("birthday", "我要把生日改成1990年5月1日", "1990-05-01"),
+                                              ("email", "邮箱换成 li.na@example.com", "li.na@example.com")])
+def test_a_new_value_given_with_the_request_is_taken(field: str, text: str, value: str) -> None:
+    """Seen by hand: 「我要把生日改成1990年5月1日」 was answered 「请输入新的生日」."""
+    events, messages = _profile_turn(text, "update_profile", None, field=field)
+    assert SlotSet("profile_value", value) in events
+    assert messages == []
+
+
+def test_an_email_that_is_not_one_is_refused_before_it_is_confirmed() -> None:
+    """Seen by hand: 「推荐个耳机」 as a new e-mail was asked to be confirmed, then refused by the CRM."""
+    events, messages = _profile_turn("我的邮箱", "inform", "profile_value", field="email")
+    assert SlotSet("profile_value", None) in events
+    assert messages[0]["message"] == validation.MSG_EMAIL

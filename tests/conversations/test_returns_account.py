@@ -75,14 +75,35 @@ def test_update_email_with_confirmation(lina: Chat, stack_crm) -> None:
 
 def test_invalid_birthday_is_asked_again(lina: Chat) -> None:
     lina.say("帮我改下生日")
-    assert "生日格式" in lina.say("我忘了")
+    assert "完整的出生日期" in lina.say("我忘了")
 
 
 def test_another_request_is_not_read_as_a_bad_value_forever(zhangwei: Chat) -> None:
-    """Seen by hand: every message after 「请输入新的生日」 got 「生日格式没看懂」."""
+    """Seen by hand: every message after 「请输入新的生日」 got 「生日格式没看懂」; then it was
+    left with 「请再说一次」.  Now the request is answered and the question asked again."""
     assert "新的生日" in zhangwei.say("我要改一下生日")
-    assert "先不办" in zhangwei.say("以后别再给我发促销短信了，退订")
-    assert "已为您退订" in zhangwei.say("以后别再给我发促销短信了，退订")  # said again: done
+    reply = zhangwei.say("给你们打个3分吧")
+    assert "3分" in reply and "新的生日" in reply and "出生日期" not in reply, reply
+    assert "1990-05-01" in zhangwei.say("1990年5月1日")  # the resumed form takes the answer, not the rating
+    assert "已为您更新生日" in zhangwei.say("对")
+
+
+def test_another_form_started_mid_way_takes_over(zhangwei: Chat) -> None:
+    assert "新的生日" in zhangwei.say("我要改一下生日")
+    assert "已为您退订" in zhangwei.say("以后别再给我发促销短信了，退订")
+
+
+def test_the_new_value_given_with_the_request_is_not_asked_for(lina: Chat) -> None:
+    """Seen by hand: 「我要把生日改成1990年5月1日」 was answered 「请输入新的生日」."""
+    reply = lina.say("我要把生日改成1990年5月1日")
+    assert "确认修改为：1990-05-01" in reply and "请输入" not in reply, reply
+    assert "已为您更新生日" in lina.say("确认")
+
+
+def test_an_email_that_is_not_one_is_refused_before_confirming(lina: Chat) -> None:
+    lina.say("我想改一下邮箱")
+    reply = lina.say("我的新邮箱")
+    assert "邮箱格式好像不对" in reply and "确认修改" not in reply, reply
 
 
 def test_unsubscribe_records_consent(zhangwei: Chat, stack_crm) -> None:
