@@ -52,13 +52,21 @@ class ActionRecommend(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         customer_id = common.customer_id_of(tracker)
-        products = common.crm().recommend(customer_id, limit=3, category=category_of(tracker))
+        category = category_of(tracker)
+        # Seen by hand: 「推荐个耳机」 was answered with a filter, milk and tea
+        # from the customer's history; the kind of product asked for comes first.
+        named = [] if category else common.crm().find_products(
+            text=common.entity_value(tracker, "product") or (tracker.latest_message or {}).get("text"), limit=3)
+        products = named or common.crm().recommend(customer_id, limit=3, category=category)
         if not products:
             dispatcher.utter_message(response="utter_product_unknown",
                                      categories="、".join(CATEGORIES))
             return []
-        intro = ("根据您的购买记录，为您推荐：" if customer_id is not None
-                 else "这几款最近很受欢迎：")
+        if named:
+            intro = "您问的这类商品，我们有："
+        else:
+            intro = ("根据您的购买记录，为您推荐：" if customer_id is not None
+                     else "这几款最近很受欢迎：")
         dispatcher.utter_message(response="utter_recommendations",
                                  lines=intro + "\n" + "\n".join(product_line(p) for p in products))
         return [SlotSet("category", None)]

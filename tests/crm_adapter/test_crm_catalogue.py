@@ -20,7 +20,7 @@ def test_list_products_is_the_catalogue(crm: CRM) -> None:
     assert all(isinstance(p, views.ProductView) for p in products)
     headphones = next(p for p in products if p.sku == "SKU1003")
     assert headphones.name == "声浪降噪耳机"
-    assert headphones.aliases == ("降噪耳机", "声浪耳机")
+    assert headphones.aliases == ("降噪耳机", "声浪耳机", "耳机", "蓝牙耳机")
     assert (headphones.category, headphones.price, headphones.warranty_months) == ("手机数码", 599.0, 12)
 
 
@@ -31,6 +31,9 @@ def test_list_products_is_the_catalogue(crm: CRM) -> None:
         ("星辰X5手机有货吗", "SKU1001"),
         ("x5手机续航怎么样", "SKU1001"),  # aliases match case-insensitively
         ("耳机", "SKU1003"),  # a fragment of a name
+        ("推荐个耳机", "SKU1003"),  # the kind of product, inside a sentence
+        ("给我推荐一款平板", "SKU1002"),
+        ("有什么好喝的茶叶", "SKU4003"),
         ("滤芯多久换一次", "SKU2002"),
         ("SKU8001", "SKU8001"),
     ],
