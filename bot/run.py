@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -47,6 +49,7 @@ class Stack:
         self.procs: list[subprocess.Popen] = []
         self.named: dict[str, subprocess.Popen] = {}
         self._log_start: dict[str, int] = {}  # where each process's output begins in its log
+        self._tmp_dirs: dict[str, Path] = {}  # TMPDIR of each process that has its own (see env_for)
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         out = None
@@ -68,7 +71,21 @@ class Stack:
             env = allocator_env(env)
             # Rasa (not rasa_sdk, which reads ACTION_SERVER_SANIC_WORKERS) forks this many workers.
             env["SANIC_WORKERS"] = str(self.settings.rasa_workers)
+            # TensorFlow writes ~40 autograph modules to the temporary folder as it
+            # loads the model and removes them at exit; forked Sanic workers exit
+            # without running exit hooks, so they stayed in /tmp at every stop.
+            env["TMPDIR"] = str(self._own_tmp_dir(name))
         return env
+
+    def _own_tmp_dir(self, name: str) -> Path:
+        if name not in self._tmp_dirs:
+            self._tmp_dirs[name] = Path(tempfile.mkdtemp(prefix=f"kefu-{name}-"))
+        return self._tmp_dirs[name]
+
+    def _remove_tmp_dir(self, name: str) -> None:
+        folder = self._tmp_dirs.pop(name, None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _commands(self) -> dict[str, list[str]]:
         s = self.settings
@@ -104,6 +121,7 @@ class Stack:
                 proc.kill()
                 proc.wait()
         self.procs.remove(proc)
+        self._remove_tmp_dir(name)
 
     def start_process(self, name: str, timeout: float = 60.0) -> None:
         self._spawn(name, self._commands()[name])
@@ -171,6 +189,8 @@ class Stack:
                 proc.wait()
         self.procs.clear()
         self.named.clear()
+        for name in list(self._tmp_dirs):
+            self._remove_tmp_dir(name)
 
     def __enter__(self) -> "Stack":
         self.start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from pathlib import Path
 from typing import Iterator
 
 import psutil
@@ -69,14 +70,26 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                                                    "KEFU_RATE_PER_MINUTE": str(RATE_PER_MINUTE),
                                                    "KEFU_RATE_BURST": str(RATE_BURST)})
         workers: list[psutil.Process] = []
+        tmp_dirs: list[Path] = []
         try:
             stack.start(timeout=300)  # waits for both workers' models (Stack._wait_rasa_workers)
             workers = psutil.Process(stack.named["rasa"].pid).children()
+            tmp_dirs = list(stack._tmp_dirs.values())
             yield stack
         finally:
             stack.stop()
             crm.dispose()
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in workers), "a worker outlived stop()"
+    assert tmp_dirs and not any(d.exists() for d in tmp_dirs), "the workers' temporary files outlived stop()"
+
+
+def test_the_workers_temporary_files_are_kept_in_the_stacks_own_folder(two_workers: Stack) -> None:
+    """Forked workers exit without exit hooks, so TensorFlow's autograph files
+    (~40 a start) were left in /tmp at every stop; the fixture checks they go."""
+    folder = two_workers._tmp_dirs["rasa"]
+    for worker in psutil.Process(two_workers.named["rasa"].pid).children():
+        assert worker.environ().get("TMPDIR") == str(folder)
+    assert list(folder.glob("__autograph_generated_file*.py")), "TensorFlow wrote elsewhere"
 
 
 def test_two_workers_share_the_port_and_serve_each_customer_one_message_at_a_time(two_workers: Stack) -> None:
