@@ -110,7 +110,7 @@ def serve(crm_url: str) -> tuple[str, Any]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cfg = DeskConfig(crm_url=crm_url, rasa_url="http://127.0.0.1:9", rasa_token="", events_url=None)
+    cfg = DeskConfig(crm_url=crm_url, rasa_url="http://127.0.0.1:9", rasa_jwt_secret="", events_url=None)
 
     async def start() -> web.AppRunner:
         runner = web.AppRunner(make_app(cfg), access_log=None)

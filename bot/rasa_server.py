@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -56,7 +57,7 @@ from jsonschema import Validator
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 
-from bot import action_calls, debug_log_copies, graph_runner, heap_freeze, memtrace, tracker_copy, tracker_states
+from bot import action_calls, debug_log_copies, graph_runner, heap_freeze, memtrace, rasa_auth, tracker_copy, tracker_states
 from bot.nlu import spacy_doc_reuse
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ def main() -> None:
     from rasa.__main__ import main as rasa_main
 
     sys.argv[0] = "rasa"
+    sys.argv = rasa_auth.server_args(sys.argv, os.environ)
     rasa_main()
 
 

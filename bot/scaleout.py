@@ -122,7 +122,8 @@ class Topology:
         model = ROOT / "models" / "kefu.tar.gz"
         if not model.exists():
             raise RuntimeError(f"no model at {model}; run `make model` first")
-        self.state = {"procs": {}, "pg_url": pg_url, "token": secrets.token_hex(16)}
+        self.state = {"procs": {}, "pg_url": pg_url, "token": secrets.token_hex(16),
+                      "jwt_secret": secrets.token_hex(32)}
         # Fresh logs per start (the previous start's kept in logs.prev): what a log
         # says, e.g. which scheduler leads, is about this run.
         logs = self.dir / "logs"
@@ -190,6 +191,7 @@ class Topology:
         events_db = f"{EVENTS_DB}?host={pg.host}&port={pg.port}&user={pg.username}"
         settings = settings_mod.load(self.dir, {
             "KEFU_CRM_URL": self.state["pg_url"], "KEFU_RASA_TOKEN": self.state["token"],
+            "KEFU_RASA_JWT_SECRET": self.state["jwt_secret"],
             "KEFU_RASA_PORT": str(ports["nginx_rasa"]), "KEFU_ACTION_PORT": str(ports["nginx_actions"]),
             "KEFU_DESK_PORT": str(ports["desk"]), "KEFU_TRACKER_DIALECT": "postgresql",
             "KEFU_TRACKER_DB": TRACKER_DB, "KEFU_EVENTS_DB": events_db,

@@ -41,6 +41,8 @@ class Settings:
     rasa_port: int
     action_port: int
     rasa_token: str
+    # Signs the desk's and scheduler's calls to Rasa's HTTP API (bot/rasa_auth.py).
+    rasa_jwt_secret: str
     model_path: Path
     tracker_dialect: str
     tracker_db: str
@@ -117,6 +119,7 @@ class Settings:
             "KEFU_EVENTS_DB": self.events_db,
             "KEFU_CRM_URL": self.crm_url,
             "KEFU_RASA_TOKEN": self.rasa_token,
+            "KEFU_RASA_JWT_SECRET": self.rasa_jwt_secret,
             "KEFU_ACTION_TOKEN": self.action_token,
             # credentials.yml reads these; Rasa refuses a ${VAR} that is not set at all,
             # so they are always exported (empty token = WeChat channel disabled).
@@ -171,6 +174,7 @@ def load(var_dir: Path | None = None, overrides: dict[str, str] | None = None) -
         rasa_port=int(env.get("KEFU_RASA_PORT", "5005")),
         action_port=int(env.get("KEFU_ACTION_PORT", "5055")),
         rasa_token=env.get("KEFU_RASA_TOKEN") or _local_token(var),
+        rasa_jwt_secret=env.get("KEFU_RASA_JWT_SECRET") or _local_token(var, "rasa_jwt_secret"),
         action_token=env.get("KEFU_ACTION_TOKEN") or _local_token(var, "action_token"),
         model_path=Path(env.get("KEFU_MODEL", ROOT / "models" / "kefu.tar.gz")),
         tracker_dialect=env.get("KEFU_TRACKER_DIALECT", "sqlite"),

@@ -7,6 +7,8 @@ from typing import Mapping, Optional
 
 from sqlalchemy.engine import URL
 
+from bot import rasa_auth
+
 TRUE = {"1", "true", "yes", "on"}
 
 
@@ -14,7 +16,7 @@ TRUE = {"1", "true", "yes", "on"}
 class DeskConfig:
     crm_url: str
     rasa_url: str
-    rasa_token: str
+    rasa_jwt_secret: str  # signs the desk's calls to Rasa's HTTP API (bot/rasa_auth.py)
     events_url: Optional[str]  # SQLAlchemy URL of Rasa's SQL event broker table, None: no live messages
     auto_assign: bool = False
     cookie_secure: bool = False
@@ -35,7 +37,7 @@ def from_env(env: Optional[Mapping[str, str]] = None) -> DeskConfig:
     return DeskConfig(
         crm_url=env.get("KEFU_CRM_URL") or "sqlite:///var/crm.sqlite3",
         rasa_url=(env.get("KEFU_RASA_URL") or "http://127.0.0.1:5005").rstrip("/"),
-        rasa_token=env.get("KEFU_RASA_TOKEN", ""),
+        rasa_jwt_secret=env.get(rasa_auth.SECRET_ENV, ""),
         events_url=events_url(env.get("KEFU_TRACKER_DIALECT", "sqlite"), env.get("KEFU_EVENTS_DB", "")),
         auto_assign=env.get("KEFU_DESK_AUTO_ASSIGN", "").strip().lower() in TRUE,
         cookie_secure=env.get("KEFU_DESK_COOKIE_SECURE", "").strip().lower() in TRUE,

@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from bot import rasa_auth
+
 log = logging.getLogger("kefu.desk.rasa")
 
 MSG_RASA_DOWN = "消息未发出：机器人服务暂时不可用，请稍后重试"
@@ -75,9 +77,9 @@ def turn_from_event(event: dict[str, Any]) -> Optional[Turn]:
 class RasaClient:
     """One `aiohttp.ClientSession` for the desk process (close it on shutdown)."""
 
-    def __init__(self, base_url: str, token: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, jwt_secret: str, timeout_s: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self.token = token
+        self.jwt_secret = jwt_secret
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: Optional[aiohttp.ClientSession] = None
 
@@ -97,8 +99,9 @@ class RasaClient:
     async def _call(self, method: str, url: str, params: dict[str, str],
                     body: Optional[dict[str, Any]] = None) -> Any:
         try:
-            async with self._http().request(method, url, params={**params, "token": self.token},
-                                            json=body) as response:
+            # Signed per request, in a header: never the API token in the URL (bot/rasa_auth.py).
+            async with self._http().request(method, url, params=params, json=body,
+                                            headers=rasa_auth.bearer(self.jwt_secret, "kefu-desk")) as response:
                 if response.status >= 400:
                     text = (await response.text())[:200]
                     raise RasaUnavailable(f"HTTP {response.status}: {text}")

@@ -1,7 +1,7 @@
 """The agent desk web app: `python -m bot.desk.server --host H --port P`.
 
 bot.run.Stack starts it next to Rasa on KEFU_DESK_PORT (default 8090).
-Environment: KEFU_CRM_URL, KEFU_RASA_URL, KEFU_RASA_TOKEN, KEFU_EVENTS_DB,
+Environment: KEFU_CRM_URL, KEFU_RASA_URL, KEFU_RASA_JWT_SECRET, KEFU_EVENTS_DB,
 KEFU_TRACKER_DIALECT, KEFU_DESK_AUTO_ASSIGN, KEFU_DESK_COOKIE_SECURE (see
 README "Desk").  It keeps no state of its own: sessions, the queue and the
 timeline are in the CRM, the transcript in Rasa's tracker.
@@ -31,7 +31,7 @@ def make_app(cfg: config.DeskConfig) -> web.Application:
     app[auth.DESK_KEY] = crm.desk
     app[auth.COOKIE_SECURE_KEY] = cfg.cookie_secure
     app[api.CRM_KEY] = crm
-    app[api.RASA_KEY] = RasaClient(cfg.rasa_url, cfg.rasa_token)
+    app[api.RASA_KEY] = RasaClient(cfg.rasa_url, cfg.rasa_jwt_secret)
     app[api.HUB_KEY] = Hub()
     app[FEED_KEY] = Feed(cfg, crm.desk, app[api.RASA_KEY], app[api.HUB_KEY])
     auth.routes(app)
@@ -64,8 +64,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = config.from_env()
-    if not cfg.rasa_token:
-        logger.warning("KEFU_RASA_TOKEN is not set: Rasa will refuse the desk's requests")
+    if not cfg.rasa_jwt_secret:
+        logger.warning("KEFU_RASA_JWT_SECRET is not set: Rasa will refuse the desk's requests")
     logger.info("desk on http://%s:%s/desk/ (auto-assign %s)", args.host, args.port,
                 "on" if cfg.auto_assign else "off")
     web.run_app(make_app(cfg), host=args.host, port=args.port, print=None, access_log=None,

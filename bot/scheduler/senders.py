@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import requests
 
+from bot import rasa_auth
 from crm_adapter.masking import guard_logger, mask_email, mask_phone
 
 log = guard_logger(__name__)
@@ -37,13 +38,20 @@ class RasaPush:
     """Rasa's HTTP API: read a conversation's last customer message, trigger the care intent."""
 
     url: str
-    token: str
+    jwt_secret: str  # signs each call (bot/rasa_auth.py): the API token never travels in a URL
     timeout_s: float = TIMEOUT_S
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "RasaPush":
         env = os.environ if env is None else env
-        return cls((env.get("KEFU_RASA_URL") or "http://127.0.0.1:5005").rstrip("/"), env.get("KEFU_RASA_TOKEN") or "")
+        secret = env.get(rasa_auth.SECRET_ENV) or ""
+        if not secret:
+            log.warning("%s is not set: Rasa will refuse the care messages pushed into conversations",
+                        rasa_auth.SECRET_ENV)
+        return cls((env.get("KEFU_RASA_URL") or "http://127.0.0.1:5005").rstrip("/"), secret)
+
+    def _auth(self) -> dict[str, str]:
+        return rasa_auth.bearer(self.jwt_secret, "kefu-scheduler")
 
     def _conversation(self, conversation_id: str) -> str:
         return f"{self.url}/conversations/{quote(conversation_id, safe='')}"
@@ -56,7 +64,7 @@ class RasaPush:
         """
         try:
             response = requests.get(f"{self._conversation(conversation_id)}/tracker",
-                                    params={"include_events": "AFTER_RESTART", "token": self.token},
+                                    params={"include_events": "AFTER_RESTART"}, headers=self._auth(),
                                     timeout=self.timeout_s)
         except requests.RequestException as exc:
             raise SendError(f"rasa unreachable: {type(exc).__name__}") from exc
@@ -75,7 +83,7 @@ class RasaPush:
         try:
             response = requests.post(
                 f"{self._conversation(conversation_id)}/trigger_intent",
-                params={"output_channel": output_channel, "token": self.token},
+                params={"output_channel": output_channel}, headers=self._auth(),
                 json={"name": CARE_INTENT, "entities": {"care_send_id": str(send_id)}},
                 timeout=self.timeout_s * 3,
             )

@@ -50,6 +50,13 @@ def test_supervisor_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         # So is the secret the action server asks of the Rasa server (bot/action_auth.py).
         assert len((tmp_path / "action_token").read_text().strip()) >= 32
         assert oct((tmp_path / "action_token").stat().st_mode & 0o777) == "0o600"
+        # And the one the desk and scheduler sign their calls to Rasa with (bot/rasa_auth.py).
+        assert len((tmp_path / "rasa_jwt_secret").read_text().strip()) >= 32
+        assert oct((tmp_path / "rasa_jwt_secret").stat().st_mode & 0o777) == "0o600"
+        jwt_secret = (tmp_path / "rasa_jwt_secret").read_text().strip()
+        from bot import rasa_auth
+        assert requests.get(f"http://127.0.0.1:{rasa_port}/status", headers=rasa_auth.bearer(jwt_secret, "test"),
+                            timeout=10).ok
         reply = requests.post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
                               json={"sender": "demo-zhangwei", "message": "满多少包邮"}, timeout=60)
         assert "99" in reply.text

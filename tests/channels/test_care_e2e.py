@@ -34,7 +34,7 @@ def _crm(stack: Stack) -> CRM:
 
 
 def _deliverer(stack: Stack, crm: CRM) -> Deliverer:
-    return Deliverer(crm, CAMPAIGNS, Senders(RasaPush(stack.settings.rasa_url, stack.settings.rasa_token)))
+    return Deliverer(crm, CAMPAIGNS, Senders(RasaPush(stack.settings.rasa_url, stack.settings.rasa_jwt_secret)))
 
 
 def _customer(crm: CRM, name: str, **columns) -> int:

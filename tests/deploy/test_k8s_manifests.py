@@ -23,12 +23,12 @@ LIBRARY_VARS = {"PYTHONPATH", "RASA_TELEMETRY_ENABLED", "TF_CPP_MIN_LOG_LEVEL", 
                 "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD"}  # libpq (psycopg2)
 # Where each container's process reads its environment.
 SOURCES = {
-    "rasa": ["bot/rasa_server.py", "bot/tracker_store.py", "bot/event_broker.py", "bot/channels", "bot/nlu",
-             "bot/policies", "crm_adapter/policy.py"],
+    "rasa": ["bot/rasa_server.py", "bot/rasa_auth.py", "bot/tracker_store.py", "bot/event_broker.py", "bot/channels",
+             "bot/nlu", "bot/policies", "crm_adapter/policy.py"],
     "actions": ["bot/action_server.py", "actions", "crm_adapter"],
     "web": ["bot/web"],
-    "desk": ["bot/desk", "bot/forwarded.py", "crm_adapter"],
-    "scheduler": ["bot/scheduler", "crm_adapter"],
+    "desk": ["bot/desk", "bot/forwarded.py", "bot/rasa_auth.py", "crm_adapter"],
+    "scheduler": ["bot/scheduler", "bot/rasa_auth.py", "crm_adapter"],
     "events-consumer": ["bot/events_sink.py"],
 }
 # Modules a manifest runs that another branch of issue 8 is building.

@@ -64,7 +64,7 @@ def complaint_stack(tmp_path: Path) -> Iterator[ComplaintStack]:
     crm.create_schema()
     trackers: dict[str, list[dict[str, Any]]] = {}
     rasa_port, desk_port = free_port(), free_port()
-    cfg = DeskConfig(crm_url=crm_url, rasa_url=f"http://127.0.0.1:{rasa_port}", rasa_token="t", events_url=None)
+    cfg = DeskConfig(crm_url=crm_url, rasa_url=f"http://127.0.0.1:{rasa_port}", rasa_jwt_secret="t", events_url=None)
     loop = _Loop()
     runners: list[web.AppRunner] = []
 

@@ -23,7 +23,7 @@ PATTERNS = {
         r"""(?i)(?:password|passwd|secret|api_?key|token|aes_key)["']?\s*[:=]\s*["'][A-Za-z0-9+/_\-]{16,}["']"""),
 }
 #: Runtime files that hold secrets; they belong under var/, which is never committed.
-RUNTIME_FILES = re.compile(r"(^|/)(rasa_token|desk-admin-password|\.env)$|\.(pem|key|p12)$")
+RUNTIME_FILES = re.compile(r"(^|/)(rasa_token|rasa_jwt_secret|action_token|desk-admin-password|\.env)$|\.(pem|key|p12)$")
 #: Tests and benchmarks make throw-away accounts at run time; a literal there is a fixture, not a secret.
 ALLOWED = ("tests/", "bench/")
 
@@ -63,3 +63,4 @@ def test_the_patterns_catch_what_they_are_for() -> None:
     assert PATTERNS["literal secret"].search('password="correct-horse-battery"')
     assert PATTERNS["private key"].search("-----BEGIN RSA PRIVATE KEY-----")
     assert RUNTIME_FILES.search("var/rasa_token") and not RUNTIME_FILES.search("bot/settings.py")
+    assert RUNTIME_FILES.search("var/rasa_jwt_secret") and RUNTIME_FILES.search("var/action_token")
