@@ -42,6 +42,12 @@ _FREE_TEXT_SLOTS = {"complaint_description", "return_reason", "profile_value"}
 # still ends the form when it says so in words (我想了想还是不退货了吧).
 _REFUSAL_MAX_CHARS = 8
 _REFUSAL_WORDS = ("算了", "不用了", "不退", "不投诉", "不改", "取消", "不办了", "不弄了", "不需要了")
+# A short question confidently read as another request is asked on the side,
+# not written as the answer: 「我还有多少积分」 was filed as a complaint's
+# description.  A description that asks something is longer and reads as the
+# flow's own intent (「到现在都没人理，这是什么服务？」 is `complain`).
+_SIDE_QUESTION_MAX_CHARS = 15
+_QUESTION = re.compile(r"[?？]|吗|呢\s*$|多少|几[个天号点时次]|什么时候|怎么(?:样|办|查|算|用|弄)|哪[里儿些个]|能不能|可不可以|有没有|是否")
 
 
 class VerifiedFormValidation(FormValidationAction):
@@ -100,23 +106,30 @@ class VerifiedFormValidation(FormValidationAction):
         so "个人" as an invoice title is never mistaken for a request.
         """
         try:
+            # After an aside the form resumes with the aside's message still the
+            # latest one; read as an interruption again, it looped (an FAQ answered,
+            # then 「没太理解」).  Only a message the customer just sent is read.
             requested = tracker.get_slot("requested_slot")
+            if not self._customer_just_wrote(tracker) or requested not in self._own_slots(tracker):
+                # Rasa leaves the last form's requested_slot set when another form
+                # starts: 「我还有多少积分」 asked mid-complaint then rejected the
+                # membership form too, as a side question in *its* description.
+                requested = None
             free_text = requested in _FREE_TEXT_SLOTS
             if free_text:
                 interrupted = await self._interruption(dispatcher, tracker, _SURE)
                 if interrupted is not None:
                     return interrupted
+                if self._side_question(tracker):
+                    return self._hand_on(requested)
             scratch = CollectingDispatcher()  # the validators' replies, sent only if the answer stands
             events = await super().run(scratch, tracker, domain)
             if free_text:
                 if self._another_request(tracker, events, requested):
                     # Seen by hand: asked for a new birthday, a customer who went
                     # on to 「以后别给我发广告了」 and 「给你们打个3分吧」 was told
-                    # 「生日格式没看懂」 every time.  Rejecting the form's turn is
-                    # Rasa's unhappy path, as for any slot that extracts nothing:
-                    # the message goes to its own flow, then the form asks again
-                    # (the refused text is cleared, or the form would take it then).
-                    return [SlotSet(requested, None), ActionExecutionRejected(self.form)]
+                    # 「生日格式没看懂」 every time.
+                    return self._hand_on(requested)
             elif requested is not None and not any(
                     e.get("name") == requested and e.get("value") is not None for e in events
                     if e.get("event") == "slot"):
@@ -129,6 +142,20 @@ class VerifiedFormValidation(FormValidationAction):
             logger.warning("CRM unavailable while validating %s", self.form)
             dispatcher.utter_message(response="utter_crm_unavailable")
             return [SlotSet("flow_blocked", True), SlotSet("requested_slot", None)]
+
+    def _own_slots(self, tracker: Tracker) -> set[str]:
+        return {"order_number", "phone_last4", *self.flow_slots, *self.dynamic_flow_slots(tracker)}
+
+    def _customer_just_wrote(self, tracker: Tracker) -> bool:
+        """The form runs on a message the customer just sent, not resuming after an aside.
+
+        Rasa hands the validation a tracker ending with the form's own run, so
+        the action before that tells: listening (a new message) or the aside.
+        """
+        for event in reversed(tracker.events):
+            if event.get("event") == "action" and event.get("name") != self.form:
+                return event.get("name") == "action_listen"
+        return True
 
     async def _interruption(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                             min_confidence: float) -> Optional[list[EventType]]:
@@ -177,6 +204,23 @@ class VerifiedFormValidation(FormValidationAction):
         intent = (tracker.latest_message or {}).get("intent") or {}
         return refused and (intent.get("confidence") or 0.0) >= _LIKELY \
             and intent.get("name") not in _ANSWER_INTENTS | {self.own_intent}
+
+    def _side_question(self, tracker: Tracker) -> bool:
+        """A short question, surely some other request, asked where free text is awaited."""
+        latest = tracker.latest_message or {}
+        intent = latest.get("intent") or {}
+        text = latest.get("text") or ""
+        return (intent.get("confidence") or 0.0) >= _SURE \
+            and intent.get("name") not in _ANSWER_INTENTS | {self.own_intent} \
+            and sum(1 for ch in text if ch.isalnum()) <= _SIDE_QUESTION_MAX_CHARS \
+            and _QUESTION.search(text) is not None
+
+    def _hand_on(self, requested: str) -> list[EventType]:
+        """Rasa's unhappy path, as for any slot that extracts nothing: the form's
+        turn is rejected, the rules answer the message, then the form asks again
+        (a form the message starts takes over).  The text the from_text mapping
+        put into the slot is cleared, or the resumed form would take it."""
+        return [SlotSet(requested, None), ActionExecutionRejected(self.form)]
 
     def _withdraws(self, intent: Optional[str], text: Optional[str]) -> bool:
         """The flow's own verb negated, read as a "no" or as the flow's own intent: the request taken back."""

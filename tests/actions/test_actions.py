@@ -326,3 +326,69 @@ def test_an_email_that_is_not_one_is_refused_before_it_is_confirmed() -> None:
     events, messages = _profile_turn("我的邮箱", "inform", "profile_value", field="email")
     assert SlotSet("profile_value", None) in events
     assert messages[0]["message"] == validation.MSG_EMAIL
+
+
+COMPLAINT_DOMAIN: dict[str, Any] = {
+    "forms": {"complaint_form": {"required_slots": ["complaint_category", "complaint_description"]}}, "slots": {}}
+
+
+def _description_turn(text: str, intent: str, confidence: float = 0.95,
+                      latest_action: str = "action_listen") -> list[dict]:
+    """The complaint form awaiting its description (the from_text mapping already applied)."""
+    latest = {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": [], "message_id": "m1"}
+    tracker = Tracker("action-test", verified(1, complaint_category="logistics", requested_slot="complaint_description",
+                                              complaint_description=text), latest,
+                      # As Rasa hands it over: the run being validated recorded, then the slot candidates.
+                      [{"event": "action", "name": latest_action}, {"event": "user", "text": text, "parse_data": latest},
+                       {"event": "action", "name": "complaint_form"},
+                       {"event": "slot", "name": "complaint_description", "value": text}],
+                      False, None, {"name": "complaint_form"}, "complaint_form")
+    return asyncio.run(ValidateComplaintForm().run(CollectingDispatcher(), tracker, COMPLAINT_DOMAIN))
+
+
+@pytest.mark.parametrize("text,intent", [("我还有多少积分", "query_membership"), ("运费怎么算？", "faq"),
+                                         ("退款什么时候到账", "query_refund")])
+def test_a_short_side_question_is_not_filed_as_the_description(text: str, intent: str) -> None:
+    """Seen by hand: 「我还有多少积分」, asked for a complaint's description, was filed as one."""
+    assert _description_turn(text, intent) == [SlotSet("complaint_description", None),
+                                               ActionExecutionRejected("complaint_form")]
+
+
+@pytest.mark.parametrize("text,intent,confidence", [
+    ("快递员态度很差，把包裹扔在门口就走了", "complain", 0.95),      # the flow's own intent
+    ("我的快递到哪了？", "query_order", 0.7),                          # not sure enough
+    ("订单260101000001到现在还没发货", "query_order", 0.95),          # a statement, not a question
+    ("快递三天了还没到，打电话也没人接，到底什么时候能送到？", "query_order", 0.95),  # too long for an aside
+])
+def test_a_description_that_reads_like_something_else_is_still_the_description(text: str, intent: str,
+                                                                                confidence: float) -> None:
+    events = _description_turn(text, intent, confidence)
+    assert SlotSet("complaint_description", text) in events
+    assert not any(e.get("event") == "action_execution_rejected" for e in events)
+
+
+def test_the_form_resuming_after_an_aside_does_not_read_the_aside_again() -> None:
+    """Rasa calls the validation again when the form resumes, with the aside still the
+    latest message: rejected a second time, the FAQ answer was followed by 「没太理解」."""
+    events = _description_turn("运费怎么算？", "faq", latest_action="utter_faq")
+    assert not any(e.get("event") == "action_execution_rejected" for e in events)
+    events = _description_turn("运费怎么算？", "faq", latest_action="action_listen")
+    assert ActionExecutionRejected("complaint_form") in events  # the same message, just sent
+
+
+def test_a_form_started_mid_way_does_not_read_the_last_forms_question_as_its_own() -> None:
+    """Rasa leaves requested_slot at the complaint's description when 「我还有多少积分」
+    starts the membership form; read as that form's question, it was rejected too."""
+    from actions.account import ValidateMembershipForm
+
+    text = "我还有多少积分"
+    latest = {"text": text, "intent": {"name": "query_membership", "confidence": 0.97}, "entities": [],
+              "message_id": "m1"}
+    tracker = Tracker("action-test", verified(1, requested_slot="complaint_description"), latest,
+                      [{"event": "action", "name": "action_listen"}, {"event": "user", "text": text, "parse_data": latest},
+                       {"event": "active_loop", "name": "membership_form"},
+                       {"event": "action", "name": "membership_form"}],
+                      False, None, {"name": "membership_form"}, "membership_form")
+    events = asyncio.run(ValidateMembershipForm().run(CollectingDispatcher(), tracker,
+                                                      {"forms": {"membership_form": {"required_slots": []}}, "slots": {}}))
+    assert not any(e.get("event") == "action_execution_rejected" for e in events)

@@ -110,3 +110,21 @@ def test_a_category_word_is_not_taken_as_the_whole_description(anonymous: Chat) 
     assert "详细描述" in anonymous.say("物流")
     assert "具体说说" in anonymous.say("物流")  # asked again, not filed as "物流"
     assert "手机号" in anonymous.say("快递三天了都没更新物流信息，打电话也没人接")
+
+
+def test_a_side_question_while_the_description_is_awaited_is_answered_not_filed(zhangwei: Chat, stack_crm) -> None:
+    """Seen by hand: 「我还有多少积分」, typed where a complaint's description was
+    asked for, was filed as the complaint."""
+    from crm_adapter.models import Complaint
+
+    assert "哪方面" in zhangwei.say("我要投诉")
+    assert "详细描述" in zhangwei.say("物流")
+    reply = zhangwei.say("运费怎么算？")
+    assert "运费" in reply and "工单号" not in reply, reply
+    assert "详细描述" in reply  # the FAQ answered, the complaint still waits for its description
+    reply = zhangwei.say("我还有多少积分")
+    assert "当前积分" in reply and "工单号" not in reply, reply
+    with stack_crm.engine.connect() as conn:
+        filed = conn.execute(select(func.count()).select_from(Complaint)
+                             .where(Complaint.sender_id == zhangwei.sender)).scalar_one()
+    assert filed == 0
