@@ -50,6 +50,10 @@ def return_refusal(order: OrderView) -> str:
         return f"订单 {number} 已经取消了，款项会原路退回，无需退货。"
     if order.status == "returned":
         return f"订单 {number} 已经退过货了。"
+    if order.open_return_number:
+        # Seen in the tests: asked again, it said the window had closed, on a date still to come.
+        return (f"订单 {number} 已经有一个退货申请在处理中（{order.open_return_number}），不用重复申请；"
+                "想了解进度可以问我“退款到哪了”。")
     if order.return_deadline:
         return (f"订单 {number} 的退货期限已于 {order.return_deadline:%Y年%m月%d日} 截止。"
                 "如果是质量问题，可以对我说“投诉质量问题”，我们会按保修政策处理。")

@@ -98,9 +98,9 @@ def order_view(o: Order, now: datetime) -> OrderView:
     """``now`` is naive UTC; the order's items, products and returns are loaded lazily
     unless the query eager-loaded them (the service's order queries do)."""
     deadline = policy.return_deadline(o.delivered_at) if o.status == "delivered" else None
-    has_open_return = any(r.status in OPEN_RETURN_STATUSES for r in o.returns)
+    open_return = next((r.return_number for r in o.returns if r.status in OPEN_RETURN_STATUSES), None)
     can_return = (
-        deadline is not None and policy.china_date(now) <= deadline and not has_open_return
+        deadline is not None and policy.china_date(now) <= deadline and open_return is None
     )
     return OrderView(
         order_number=o.order_number,
@@ -129,6 +129,7 @@ def order_view(o: Order, now: datetime) -> OrderView:
         can_change_address=o.status in policy.ADDRESS_CHANGEABLE_STATUSES,
         can_return=can_return,
         return_deadline=deadline,
+        open_return_number=open_return,
     )
 
 

@@ -115,6 +115,8 @@ class OrderView:
     can_change_address: bool
     can_return: bool
     return_deadline: Optional[date]  # last day a return can be requested
+    # A return of this order still in progress ("R…"), which is why another is refused.
+    open_return_number: Optional[str] = None
 
 
 @dataclass(frozen=True)

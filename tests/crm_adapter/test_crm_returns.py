@@ -21,7 +21,9 @@ def test_create_return_for_recent_delivery(crm: CRM, key, count) -> None:
     assert request.refund_amount == pytest.approx(728.0)
     assert request.sku is None and request.refund_eta is None
     assert count(ReturnRequest, ReturnRequest.return_number == request.return_number) == 1
-    assert not crm.get_order(ZHANG, "260101000003").can_return
+    order = crm.get_order(ZHANG, "260101000003")
+    assert not order.can_return and order.open_return_number == request.return_number
+    assert order.return_deadline is not None  # the window is still open: the open return is the reason
 
 
 def test_create_return_for_one_item(crm: CRM, key) -> None:
