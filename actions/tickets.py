@@ -100,13 +100,30 @@ class ValidateInvoiceForm(VerifiedFormValidation):
             return ["invoice_title", "invoice_email"]
         return ["invoice_title", "tax_number", "invoice_email"]
 
+    async def extract_invoice_title(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                    domain: DomainDict) -> dict[str, Any]:
+        """The title when it comes before it is asked for (「我要开发票，抬头是上海某某科技有限公司」).
+
+        Seen by hand: a company name typed where the order number was asked
+        got 「请问有什么可以帮您？」 and the order number asked again.
+        """
+        if tracker.get_slot("requested_slot") == "invoice_title" or tracker.get_slot("invoice_title"):
+            return {}
+        found = invoice_title_in(str((tracker.latest_message or {}).get("text") or ""))
+        return {"invoice_title": found} if found else {}
+
     def validate_invoice_title(self, value: Any, dispatcher: CollectingDispatcher,
                                tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         title = str(value or "").strip()
-        if not title or len(title) > 100:
-            return {"invoice_title": None}
         if any(word in title for word in PERSONAL_TITLES):
-            return {"invoice_title": "个人"}
+            title = "个人"
+        try:
+            title = validation.invoice_title(title)
+        except errors.InvalidInput as refusal:
+            dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
+            return {"invoice_title": None}
+        if tracker.get_slot("requested_slot") != "invoice_title":
+            dispatcher.utter_message(response="utter_invoice_title_noted", title=title)
         return {"invoice_title": title}
 
     def validate_tax_number(self, value: Any, dispatcher: CollectingDispatcher,
@@ -122,6 +139,26 @@ class ValidateInvoiceForm(VerifiedFormValidation):
         if not email:
             dispatcher.utter_message(response="utter_invalid_email")
         return {"invoice_email": email}
+
+
+#: A company's name as it goes on an invoice, inside a sentence.
+_COMPANY_NAME = re.compile(r"[\u4e00-\u9fffA-Za-z0-9（）()·]{2,60}?(?:有限责任公司|股份有限公司|有限公司|分公司|公司|集团"
+                           r"|研究院|研究所|事务所|工作室|合作社|大学|学院|医院|银行|协会|基金会)")
+#: What comes before the name: 「抬头是」, 「开给」.
+_TITLE_LEAD = re.compile(r"^.*?(?:抬头(?:是|为|写|就写)?|开给|开成|开到)[:：]?")
+_NOT_A_NAME = ("我", "你", "贵", "本", "这", "那", "咱", "他", "她")  # 「我们公司」 is not a name
+_PERSONAL_INVOICE = re.compile(r"个人(?:发票|抬头|的发票)|抬头(?:是|为|写)?(?:个人|本人)|开给(?:个人|我自己|自己)")
+
+
+def invoice_title_in(text: str) -> Optional[str]:
+    """An invoice title said in passing: a company's full name, or that it is a personal invoice."""
+    if _PERSONAL_INVOICE.search(text):
+        return "个人"
+    match = _COMPANY_NAME.search(text)
+    if match is None:
+        return None
+    name = _TITLE_LEAD.sub("", match.group())
+    return name if len(name) >= 4 and not name.startswith(_NOT_A_NAME) else None
 
 
 class ActionCreateInvoiceRequest(VerifiedFlowAction):

@@ -186,9 +186,13 @@ def name(value: Any) -> str:
     return cleaned
 
 
+#: Kinds of invoice, not whose name goes on it (「公司」 answering 「公司请输入公司全称」).
+_NOT_A_TITLE = re.compile(r"^(?:公司|企业|单位|公司的?|企业的?|单位的?)(?:发票|抬头|票)?$|^(?:增值税)?(?:专票|普票|专用发票|普通发票|电子发票|纸质发票)$")
+
+
 def invoice_title(value: Any) -> str:
     cleaned = prose(value)
-    if not 2 <= len(cleaned) <= 100:
+    if not 2 <= len(cleaned) <= 100 or _NOT_A_TITLE.match(cleaned):
         raise InvalidInput(MSG_INVOICE_TITLE)
     return cleaned
 

@@ -396,3 +396,23 @@ def test_a_form_started_mid_way_does_not_read_the_last_forms_question_as_its_own
     events = asyncio.run(ValidateMembershipForm().run(CollectingDispatcher(), tracker,
                                                       {"forms": {"membership_form": {"required_slots": []}}, "slots": {}}))
     assert not any(e.get("event") == "action_execution_rejected" for e in events)
+
+
+@pytest.mark.parametrize("text,title", [
+    ("我要开发票，抬头是上海某某科技有限公司", "上海某某科技有限公司"),
+    ("上海某某科技有限公司", "上海某某科技有限公司"),
+    ("订单260101000002开发票，开给北京大学", "北京大学"),
+    ("开个人发票", "个人"), ("抬头写个人就行", "个人"),
+    ("我们公司要开票", None), ("公司", None), ("我要开发票", None), ("260101000002", None),
+])
+def test_an_invoice_title_said_in_passing(text: str, title: Optional[str]) -> None:
+    from actions.tickets import invoice_title_in
+    assert invoice_title_in(text) == title
+
+
+@pytest.mark.parametrize("bare", ["公司", "企业", "公司发票", "单位的", "专票", "增值税专用发票", "电子发票"])
+def test_a_kind_of_invoice_is_not_a_title(bare: str) -> None:
+    """「公司」, answering 「公司请输入公司全称」, was taken as the company's name."""
+    with pytest.raises(errors.InvalidInput):
+        validation.invoice_title(bare)
+    assert validation.invoice_title("上海某某科技有限公司") == "上海某某科技有限公司"

@@ -83,6 +83,30 @@ def test_invoice_request(zhangwei: Chat) -> None:
     assert "发票申请已提交" in reply and "zhangwei@example.com" not in reply
 
 
+def test_an_invoice_title_given_before_it_is_asked_is_kept(zhangwei: Chat) -> None:
+    """Seen by hand: a company name typed where the order number was asked got
+    「请问有什么可以帮您？」 and the order number asked again, the name lost."""
+    reply = zhangwei.say("我要开发票，抬头是上海星辰科技有限公司")
+    assert "抬头记下了：上海星辰科技有限公司" in reply and "订单号" in reply, reply
+    reply = zhangwei.say("260101000003")
+    assert "纳税人识别号" in reply and "请提供发票抬头" not in reply, reply
+
+
+def test_a_kind_of_invoice_is_not_taken_as_the_title(zhangwei: Chat) -> None:
+    assert "抬头" in zhangwei.say("订单260101000003帮我开个发票")
+    reply = zhangwei.say("公司")
+    assert "公司全称" in reply and "纳税人识别号" not in reply, reply
+
+
+def test_an_ok_to_a_question_we_did_not_ask_does_not_end_the_conversation(anonymous: Chat) -> None:
+    """Seen in the tests: 「好的。还有其他可以帮您的吗？」 then 「请告诉我您的订单号」 in one breath."""
+    assert "订单号" in anonymous.say("我要开发票")
+    reply = anonymous.say("好的")
+    assert "还有其他" not in reply and "请问有什么可以帮您" not in reply and "订单号" in reply, reply
+    assert "取消当前操作" in anonymous.say("算了")
+    assert "还有其他" in anonymous.say("好的")  # no form waiting: a prompt of its own
+
+
 def test_personal_invoice_skips_tax_number(lina: Chat) -> None:
     lina.say("我要开发票，订单号260101000011")
     assert "邮箱" in lina.say("个人")
