@@ -141,6 +141,11 @@ class ValidateInvoiceForm(VerifiedFormValidation):
         return {"invoice_email": email}
 
 
+#: Words that only ask to complain, with nothing of what happened: what is left
+#: of 「我要投诉你们！！」 once they are taken out is empty.
+_COMPLAINT_REQUEST = re.compile(r"我|要|想|必须|一定|投诉|举报|你们|你|了|啊|呢|吧|一下|[\W_]")
+
+
 #: A company's name as it goes on an invoice, inside a sentence.
 _COMPANY_NAME = re.compile(r"[\u4e00-\u9fffA-Za-z0-9（）()·]{2,60}?(?:有限责任公司|股份有限公司|有限公司|分公司|公司|集团"
                            r"|研究院|研究所|事务所|工作室|合作社|大学|学院|医院|银行|协会|基金会)")
@@ -244,9 +249,10 @@ class ValidateComplaintForm(VerifiedFormValidation):
         text = str(value or "").strip()
         if len(text) < 2:
             return {"complaint_description": None}
-        if len(text) <= 4 and keyword_choice(text, _CATEGORY_WORDS):
-            # "物流" answers the category question, not "what happened": a
-            # ticket whose whole description is one word cannot be followed up.
+        if (len(text) <= 4 and keyword_choice(text, _CATEGORY_WORDS)) or not _COMPLAINT_REQUEST.sub("", text):
+            # "物流" answers the category question, not "what happened", and
+            # 「我要投诉！！」 says again that there is a complaint (seen by hand: it
+            # was filed as one): a ticket that says nothing cannot be followed up.
             dispatcher.utter_message(response="utter_ask_complaint_details")
             return {"complaint_description": None}
         return {"complaint_description": text[:2000]}

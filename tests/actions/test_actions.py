@@ -416,3 +416,14 @@ def test_a_kind_of_invoice_is_not_a_title(bare: str) -> None:
     with pytest.raises(errors.InvalidInput):
         validation.invoice_title(bare)
     assert validation.invoice_title("上海某某科技有限公司") == "上海某某科技有限公司"
+
+
+@pytest.mark.parametrize("text,kept", [("我要投诉", False), ("我要投诉你们！！", False), ("投诉", False),
+                                       ("我一定要投诉你们", False), ("快递员态度太差", True),
+                                       ("我要投诉快递员，把包裹扔门口", True), ("物流", False)])
+def test_a_description_must_say_what_happened(text: str, kept: bool) -> None:
+    """Seen by hand: 「我要投诉」, answering 「请详细描述一下发生了什么」, was filed as the description."""
+    dispatcher = CollectingDispatcher()
+    result = ValidateComplaintForm().validate_complaint_description(text, dispatcher, make_tracker({}), {})
+    assert (result["complaint_description"] is not None) is kept
+    assert ([m["response"] for m in dispatcher.messages] == ["utter_ask_complaint_details"]) is not kept

@@ -136,6 +136,14 @@ def test_a_category_word_is_not_taken_as_the_whole_description(anonymous: Chat) 
     assert "手机号" in anonymous.say("快递三天了都没更新物流信息，打电话也没人接")
 
 
+def test_asking_again_to_complain_is_not_the_description(anonymous: Chat) -> None:
+    """Seen by hand: 「我要投诉」, typed where the description was asked, was filed as it."""
+    assert "哪方面" in anonymous.say("我要投诉")
+    assert "详细描述" in anonymous.say("物流")
+    reply = anonymous.say("我要投诉！")
+    assert "具体说说" in reply and "工单号" not in reply, reply
+
+
 def test_a_side_question_while_the_description_is_awaited_is_answered_not_filed(zhangwei: Chat, stack_crm) -> None:
     """Seen by hand: 「我还有多少积分」, typed where a complaint's description was
     asked for, was filed as the complaint."""
