@@ -24,7 +24,13 @@ class ActionAcknowledge(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> list[EventType]:
         if (tracker.active_loop or {}).get("name"):
-            return []  # the form's question follows
+            # The form's question follows.  Digits where an order number is asked
+            # are a wrong number, and saying so beats asking again unexplained
+            # (seen by hand: 「0000」 after a failed check got the question alone).
+            text = str((tracker.latest_message or {}).get("text") or "")
+            if tracker.get_slot("requested_slot") == "order_number" and any(ch.isdigit() for ch in text):
+                dispatcher.utter_message(response="utter_invalid_order_number")
+            return []
         intent = ((tracker.latest_message or {}).get("intent") or {}).get("name") or "inform"
         dispatcher.utter_message(response=_PROMPTS.get(intent, "utter_how_can_help"))
         return []

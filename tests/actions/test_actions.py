@@ -427,3 +427,20 @@ def test_a_description_must_say_what_happened(text: str, kept: bool) -> None:
     result = ValidateComplaintForm().validate_complaint_description(text, dispatcher, make_tracker({}), {})
     assert (result["complaint_description"] is not None) is kept
     assert ([m["response"] for m in dispatcher.messages] == ["utter_ask_complaint_details"]) is not kept
+
+
+@pytest.mark.parametrize("active,requested,text,intent,responses", [
+    (False, None, "好的", "affirm", ["utter_anything_else"]),
+    (False, None, "上海", "inform", ["utter_how_can_help"]),
+    (True, "order_number", "好的", "affirm", []),               # the form's question follows
+    (True, "order_number", "0000", "inform", ["utter_invalid_order_number"]),
+    (True, "invoice_title", "123", "inform", []),
+])
+def test_a_short_reply_to_no_question(active: bool, requested: Optional[str], text: str, intent: str,
+                                      responses: list[str]) -> None:
+    from actions.acknowledge import ActionAcknowledge
+
+    tracker = make_tracker({"requested_slot": requested}, text=text, intent=intent)
+    tracker.active_loop = {"name": "invoice_form"} if active else {}
+    events, messages = run(ActionAcknowledge(), tracker)
+    assert events == [] and [m["response"] for m in messages] == responses
