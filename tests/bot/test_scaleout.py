@@ -173,3 +173,31 @@ def test_an_agent_reply_reaches_a_website_visitor_whichever_server_takes_it(topo
         assert set(pushes) <= received, sorted(set(pushes) - received)
     finally:
         peer.close()
+
+
+@slow
+def test_the_desk_reaches_rasa_through_nginx_with_no_secret_in_the_access_log(topology):
+    """The desk talks to Rasa through nginx, whose access log records each request
+    line: with `?token=` the API token was in it on every desk call (bot/rasa_auth.py)."""
+    import asyncio
+
+    from bot.desk.rasa_client import RasaClient
+
+    env = topology.child_env()
+    sender = f"t-jwt-{uuid.uuid4().hex[:8]}"
+    assert _post(topology, sender, "满多少包邮").status_code == 200
+
+    async def agent_says() -> list:
+        client = RasaClient(env["KEFU_RASA_URL"], env["KEFU_RASA_JWT_SECRET"])
+        try:
+            await client.say(sender, "您好，我是人工客服小王", agent_username="wang", agent_name="小王")
+            return await client.transcript(sender)
+        finally:
+            await client.close()
+
+    turns = asyncio.run(agent_says())
+    assert any(t.who == "agent" and "小王" in t.text for t in turns)
+    log = (topology.dir / "nginx" / "logs" / "access.log").read_text(encoding="utf-8", errors="replace")
+    lines = [line for line in log.splitlines() if sender in line and "/conversations/" in line]
+    assert lines, "the desk's calls did not go through nginx"
+    assert not any("token=" in line or topology.state["token"] in line for line in lines), lines
