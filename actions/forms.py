@@ -183,6 +183,10 @@ class VerifiedFormValidation(FormValidationAction):
             return self._end_form()
         if confidence < min_confidence:
             return None  # unsure: let slot filling decide
+        if intent in _STOP_INTENTS and requested == "order_number" and _offered_order(tracker) \
+                and not any(word in (latest.get("text") or "") for word in _REFUSAL_WORDS):
+            # 「不是」 to 「是刚才的订单 … 吗？」: another order; the plain question follows.
+            return [SlotSet("recent_order", None)]
         if intent in _STOP_INTENTS and requested != "confirm":
             if requested in _FREE_TEXT_SLOTS and not _reads_as_refusal(latest.get("text")):
                 return None  # the customer's answer, whatever words it uses
@@ -244,6 +248,15 @@ class VerifiedFormValidation(FormValidationAction):
         return {"confirm": answer}
 
     # --- verification -------------------------------------------------
+    async def extract_order_number(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                   domain: DomainDict) -> dict[str, Any]:
+        """「是」 to 「是刚才的订单 … 吗？」 (`ActionAskOrderNumber`) is that order."""
+        recent = _offered_order(tracker)
+        text = str((tracker.latest_message or {}).get("text") or "")
+        if tracker.get_slot("requested_slot") != "order_number" or not recent or common.first_order_number(text):
+            return {}
+        return {"order_number": recent} if yes_or_no(text) is True else {}
+
     def validate_order_number(self, value: Any, dispatcher: CollectingDispatcher,
                               tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         number = common.first_order_number(str(value)) if value else None
@@ -342,11 +355,47 @@ class VerifiedFlowAction(Action):
         customer_id = common.flow_customer(dispatcher, tracker)
         if customer_id is not None:
             await self.act(dispatcher, tracker, customer_id)
-        return common.reset_flow_slots(tracker)
+        return common.reset_flow_slots(tracker) + remember_order(tracker)
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   customer_id: int) -> None:
         raise NotImplementedError
+
+
+def remember_order(tracker: Tracker) -> list[EventType]:
+    """Keep the order a finished flow was about, for the next flow's question.
+
+    Seen by hand: told that 260101000012 had shipped and its address could no
+    longer change, a customer said 「那我要退货」 and was asked for the order
+    number from scratch.  Only a verified customer's own order is kept (the
+    form checked it belongs to them before it filled `order_number`).
+    """
+    number = tracker.get_slot("order_number")
+    if not number or common.customer_id_of(tracker) is None or number == tracker.get_slot("recent_order"):
+        return []
+    return [SlotSet("recent_order", number)]
+
+
+class ActionAskOrderNumber(Action):
+    """Every form's order-number question: the order just dealt with is offered first."""
+
+    def name(self) -> str:
+        return "action_ask_order_number"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        recent = _offered_order(tracker)
+        if recent:
+            dispatcher.utter_message(response="utter_ask_order_number_recent", order_number=recent)
+        else:
+            dispatcher.utter_message(response="utter_ask_order_number")
+        return []
+
+
+def _offered_order(tracker: Tracker) -> Optional[str]:
+    """The recent order a verified customer is offered when asked for an order number."""
+    recent = tracker.get_slot("recent_order")
+    return str(recent) if recent and common.customer_id_of(tracker) is not None else None
 
 
 def _reads_as_refusal(text: Optional[str]) -> bool:

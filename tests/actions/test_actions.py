@@ -444,3 +444,45 @@ def test_a_short_reply_to_no_question(active: bool, requested: Optional[str], te
     tracker.active_loop = {"name": "invoice_form"} if active else {}
     events, messages = run(ActionAcknowledge(), tracker)
     assert events == [] and [m["response"] for m in messages] == responses
+
+
+def test_a_finished_flow_remembers_the_customers_order_for_the_next_question(crm: CRM) -> None:
+    from actions.orders import ActionCancelOrder
+
+    events, _ = run(ActionCancelOrder(), make_tracker(verified(1, order_number="260101000002", confirm=False)))
+    assert events[-1] == SlotSet("recent_order", "260101000002")
+    anonymous_events, _ = run(ActionCancelOrder(), make_tracker({"order_number": "260101000002"}))
+    assert SlotSet("recent_order", "260101000002") not in anonymous_events
+
+
+@pytest.mark.parametrize("slots,response", [
+    (verified(1, recent_order="260101000012"), "utter_ask_order_number_recent"),
+    (verified(1), "utter_ask_order_number"),
+    ({"recent_order": "260101000012"}, "utter_ask_order_number"),  # not verified (any more): nothing offered
+])
+def test_the_order_number_question_offers_the_recent_order(slots: dict, response: str) -> None:
+    from actions.forms import ActionAskOrderNumber
+
+    _, messages = run(ActionAskOrderNumber(), make_tracker(slots))
+    assert [m["response"] for m in messages] == [response]
+
+
+@pytest.mark.parametrize("text,intent,extracted", [("是", "affirm", "260101000012"), ("对，就是这单", "affirm", "260101000012"),
+                                                   ("不是", "deny", None), ("260101000003", "inform", None)])
+def test_yes_to_the_offered_order_is_that_order(text: str, intent: str, extracted: Optional[str]) -> None:
+    from actions.returns import ValidateReturnForm
+
+    tracker = make_tracker(verified(1, recent_order="260101000012", requested_slot="order_number"),
+                           text=text, intent=intent)
+    found = asyncio.run(ValidateReturnForm().extract_order_number(CollectingDispatcher(), tracker, {}))
+    assert found == ({"order_number": extracted} if extracted else {})
+
+
+def test_no_to_the_offered_order_asks_for_the_number_instead_of_ending_the_form() -> None:
+    from actions.returns import ValidateReturnForm
+
+    tracker = make_tracker(verified(1, recent_order="260101000012", requested_slot="order_number"),
+                           text="不是", intent="deny")
+    tracker.active_loop = {"name": "return_form"}
+    events = asyncio.run(ValidateReturnForm()._interruption(CollectingDispatcher(), tracker, 0.6))
+    assert events == [SlotSet("recent_order", None)]

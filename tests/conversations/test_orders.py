@@ -105,3 +105,21 @@ def test_stop_a_form_midway(anonymous: Chat) -> None:
     anonymous.say("我要改地址")
     reply = anonymous.say("算了，不改了")
     assert "已为您取消当前操作" in reply
+
+
+def test_the_order_just_discussed_is_offered_to_the_next_request(lina: Chat) -> None:
+    """Seen by hand: told 260101000012 had shipped, 「那我要退货」 was asked the order number from scratch."""
+    lina.say("我想把收货地址改一下")
+    assert "无法修改" in lina.say("260101000012")
+    reply = lina.say("那我要退货")
+    assert "是刚才的订单 260101000012" in reply, reply
+    assert "运输途中" in lina.say("是")  # that order: it cannot be returned before it arrives
+
+
+def test_another_order_than_the_one_offered(lina: Chat) -> None:
+    lina.say("我想把收货地址改一下")
+    lina.say("260101000012")
+    assert "是刚才的订单" in lina.say("我要退货")
+    reply = lina.say("不是")
+    assert "请告诉我您的订单号" in reply and "取消" not in reply, reply
+    assert "退货原因" in lina.say("260101000011")
