@@ -250,7 +250,7 @@ class VerifiedFormValidation(FormValidationAction):
     # --- verification -------------------------------------------------
     async def extract_order_number(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                    domain: DomainDict) -> dict[str, Any]:
-        """「是」 to 「是刚才的订单 … 吗？」 (`ActionAskOrderNumber`) is that order."""
+        """「是」 to 「是刚才的订单 … 吗？」 (domain.yml, `utter_ask_order_number`) is that order."""
         recent = _offered_order(tracker)
         text = str((tracker.latest_message or {}).get("text") or "")
         if tracker.get_slot("requested_slot") != "order_number" or not recent or common.first_order_number(text):
@@ -376,24 +376,9 @@ def remember_order(tracker: Tracker) -> list[EventType]:
     return [SlotSet("recent_order", number)]
 
 
-class ActionAskOrderNumber(Action):
-    """Every form's order-number question: the order just dealt with is offered first."""
-
-    def name(self) -> str:
-        return "action_ask_order_number"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[EventType]:
-        recent = _offered_order(tracker)
-        if recent:
-            dispatcher.utter_message(response="utter_ask_order_number_recent", order_number=recent)
-        else:
-            dispatcher.utter_message(response="utter_ask_order_number")
-        return []
-
-
 def _offered_order(tracker: Tracker) -> Optional[str]:
-    """The recent order a verified customer is offered when asked for an order number."""
+    """The recent order a verified customer is offered when asked for an order number
+    (domain.yml, `utter_ask_order_number`)."""
     recent = tracker.get_slot("recent_order")
     return str(recent) if recent and common.customer_id_of(tracker) is not None else None
 

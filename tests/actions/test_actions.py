@@ -455,18 +455,6 @@ def test_a_finished_flow_remembers_the_customers_order_for_the_next_question(crm
     assert SlotSet("recent_order", "260101000002") not in anonymous_events
 
 
-@pytest.mark.parametrize("slots,response", [
-    (verified(1, recent_order="260101000012"), "utter_ask_order_number_recent"),
-    (verified(1), "utter_ask_order_number"),
-    ({"recent_order": "260101000012"}, "utter_ask_order_number"),  # not verified (any more): nothing offered
-])
-def test_the_order_number_question_offers_the_recent_order(slots: dict, response: str) -> None:
-    from actions.forms import ActionAskOrderNumber
-
-    _, messages = run(ActionAskOrderNumber(), make_tracker(slots))
-    assert [m["response"] for m in messages] == [response]
-
-
 @pytest.mark.parametrize("text,intent,extracted", [("是", "affirm", "260101000012"), ("对，就是这单", "affirm", "260101000012"),
                                                    ("不是", "deny", None), ("260101000003", "inform", None)])
 def test_yes_to_the_offered_order_is_that_order(text: str, intent: str, extracted: Optional[str]) -> None:
