@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common
-from actions.forms import VerifiedFlowAction, VerifiedFormValidation
+from actions.forms import VerifiedFlowAction, VerifiedFormValidation, checked_slot
 from crm_adapter import errors, validation
 
 FIELD_LABELS = {"phone": "手机号", "birthday": "生日", "email": "邮箱",
@@ -91,11 +91,8 @@ class ValidateProfileForm(VerifiedFormValidation):
         field = canonical_field(str(tracker.get_slot("profile_field") or ""))
         if field is None:
             return {"profile_value": None}
-        try:
-            return {"profile_value": profile_value_in(field, str(value or "").strip(), asked=True)}
-        except errors.InvalidInput as refusal:
-            dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
-            return {"profile_value": None}
+        return checked_slot("profile_value", lambda text: profile_value_in(field, text, asked=True),
+                            str(value or "").strip(), dispatcher, tracker)
 
 
 class ActionAskProfileValue(Action):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecutionRejected, EventType, SlotSet
@@ -360,6 +360,24 @@ class VerifiedFlowAction(Action):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   customer_id: int) -> None:
         raise NotImplementedError
+
+
+def checked_slot(slot: str, check: Callable[[Any], Any], value: Any, dispatcher: CollectingDispatcher,
+                 tracker: Tracker, noted: Optional[str] = None, noted_as: str = "") -> dict[str, Any]:
+    """A slot's value put through the CRM's own check (a `crm_adapter.validation` function).
+
+    Refused, the customer reads the CRM's reason; given before it was asked
+    for, it is acknowledged with the response `noted` (the value as `noted_as`),
+    so the customer can tell it was heard.
+    """
+    try:
+        accepted = check(value)
+    except errors.InvalidInput as refusal:
+        dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
+        return {slot: None}
+    if noted and tracker.get_slot("requested_slot") != slot:
+        dispatcher.utter_message(response=noted, **{noted_as: accepted})
+    return {slot: accepted}
 
 
 def remember_order(tracker: Tracker) -> list[EventType]:

@@ -9,7 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common
-from actions.forms import VerifiedFlowAction, VerifiedFormValidation
+from actions.forms import VerifiedFlowAction, VerifiedFormValidation, checked_slot
 from crm_adapter import errors, validation
 from crm_adapter.views import OrderView
 
@@ -134,17 +134,11 @@ class ValidateChangeAddressForm(_OrderChangeForm):
 
     def validate_new_address(self, value: Any, dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
-        try:
-            address = validation.address(value)
-        except errors.InvalidInput as refusal:
-            dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
-            return {"new_address": None}
-        if tracker.get_slot("requested_slot") != "new_address":
-            # Given before it was asked for.  Seen by hand: typed where the order
-            # number was asked, it was kept, but the order number was simply
-            # asked again and the customer could not tell it had been heard.
-            dispatcher.utter_message(response="utter_new_address_noted", address=address)
-        return {"new_address": address}
+        # Given before it was asked for, it is acknowledged.  Seen by hand: typed
+        # where the order number was asked, it was kept, but the order number was
+        # simply asked again and the customer could not tell it had been heard.
+        return checked_slot("new_address", validation.address, value, dispatcher, tracker,
+                            noted="utter_new_address_noted", noted_as="address")
 
 
 class ActionCancelOrder(VerifiedFlowAction):

@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common, handoff, upset
-from actions.forms import VerifiedFlowAction, VerifiedFormValidation
+from actions.forms import VerifiedFlowAction, VerifiedFormValidation, checked_slot
 from crm_adapter import errors, validation
 
 PAYMENT_PROBLEMS = ("failed", "double_charged", "charged_no_order")
@@ -117,14 +117,8 @@ class ValidateInvoiceForm(VerifiedFormValidation):
         title = str(value or "").strip()
         if any(word in title for word in PERSONAL_TITLES):
             title = "个人"
-        try:
-            title = validation.invoice_title(title)
-        except errors.InvalidInput as refusal:
-            dispatcher.utter_message(response="utter_invalid_value", message=refusal.message_zh)
-            return {"invoice_title": None}
-        if tracker.get_slot("requested_slot") != "invoice_title":
-            dispatcher.utter_message(response="utter_invoice_title_noted", title=title)
-        return {"invoice_title": title}
+        return checked_slot("invoice_title", validation.invoice_title, title, dispatcher, tracker,
+                            noted="utter_invoice_title_noted", noted_as="title")
 
     def validate_tax_number(self, value: Any, dispatcher: CollectingDispatcher,
                             tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
