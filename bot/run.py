@@ -49,7 +49,7 @@ class Stack:
         self.procs: list[subprocess.Popen] = []
         self.named: dict[str, subprocess.Popen] = {}
         self._log_start: dict[str, int] = {}  # where each process's output begins in its log
-        self._tmp_dirs: dict[str, Path] = {}  # TMPDIR of each process that has its own (see env_for)
+        self._tmp_dirs: dict[str, Path] = {}  # TMPDIR of each process that has its own (see _spawn)
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         out = None
@@ -57,7 +57,13 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")
             self._log_start[name] = out.tell()
-        proc = subprocess.Popen(args, cwd=ROOT, env=self.env_for(name),
+        env = self.env_for(name)
+        if name == "rasa":
+            # TensorFlow writes ~40 autograph modules to the temporary folder as it
+            # loads the model and removes them at exit; forked Sanic workers exit
+            # without running exit hooks, so they stayed in /tmp at every stop.
+            env["TMPDIR"] = str(self._own_tmp_dir(name))
+        proc = subprocess.Popen(args, cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT if out else None,
                                 preexec_fn=sigint_by_default)
         self.procs.append(proc)
@@ -71,10 +77,6 @@ class Stack:
             env = allocator_env(env)
             # Rasa (not rasa_sdk, which reads ACTION_SERVER_SANIC_WORKERS) forks this many workers.
             env["SANIC_WORKERS"] = str(self.settings.rasa_workers)
-            # TensorFlow writes ~40 autograph modules to the temporary folder as it
-            # loads the model and removes them at exit; forked Sanic workers exit
-            # without running exit hooks, so they stayed in /tmp at every stop.
-            env["TMPDIR"] = str(self._own_tmp_dir(name))
         return env
 
     def _own_tmp_dir(self, name: str) -> Path:

@@ -65,6 +65,7 @@ def test_only_rasa_forks_workers_and_every_process_knows_the_lock_store(
     assert stack.env_for("rasa")["KEFU_LOCK_STORE"] == lock_store
     for other in ("actions", "web", "desk", "scheduler"):
         assert "SANIC_WORKERS" not in stack.env_for(other)  # rasa_sdk and the rest run one process
+    assert not stack._tmp_dirs  # only a started process gets a temporary folder (each test run left two)
 
 
 def test_make_run_refuses_several_workers_without_redis_in_one_clear_line(
