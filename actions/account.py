@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common
-from actions.forms import VerifiedFlowAction, VerifiedFormValidation, checked_slot
+from actions.forms import VerifiedFlowAction, VerifiedFormValidation, checked_slot, said_in_passing
 from crm_adapter import errors, validation
 
 FIELD_LABELS = {"phone": "手机号", "birthday": "生日", "email": "邮箱",
@@ -74,16 +74,17 @@ class ValidateProfileForm(VerifiedFormValidation):
         Seen by hand: the birthday was asked for anyway.  When the value itself
         is asked for, the whole message is the answer (domain.yml).
         """
-        if tracker.get_slot("requested_slot") in ("profile_value", "confirm"):
-            return {}
         field = canonical_field(str(tracker.get_slot("profile_field") or ""))
         if field is None:
             return {}
-        try:
-            return {"profile_value": profile_value_in(
-                field, str((tracker.latest_message or {}).get("text") or ""), asked=False)}
-        except errors.InvalidInput:
-            return {}
+
+        def find(text: str) -> Optional[str]:
+            try:
+                return profile_value_in(field, text, asked=False)
+            except errors.InvalidInput:
+                return None
+
+        return said_in_passing(tracker, "profile_value", find, "confirm")
 
     def validate_profile_value(self, value: Any, dispatcher: CollectingDispatcher,
                                tracker: Tracker, domain: DomainDict) -> dict[str, Any]:

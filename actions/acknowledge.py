@@ -13,6 +13,8 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions import common
+
 #: What each short reply gets outside a form.
 _PROMPTS = {"affirm": "utter_anything_else", "deny": "utter_anything_else", "inform": "utter_how_can_help"}
 
@@ -27,8 +29,8 @@ class ActionAcknowledge(Action):
             # The form's question follows.  Digits where an order number is asked
             # are a wrong number, and saying so beats asking again unexplained
             # (seen by hand: 「0000」 after a failed check got the question alone).
-            text = str((tracker.latest_message or {}).get("text") or "")
-            if tracker.get_slot("requested_slot") == "order_number" and any(ch.isdigit() for ch in text):
+            digits = any(ch.isdigit() for ch in common.latest_text(tracker))
+            if tracker.get_slot("requested_slot") == "order_number" and digits:
                 dispatcher.utter_message(response="utter_invalid_order_number")
             return []
         intent = ((tracker.latest_message or {}).get("intent") or {}).get("name") or "inform"

@@ -124,6 +124,11 @@ def new_value_after_lead(text: str) -> Optional[str]:
     return lead.group(1) if lead else None
 
 
+def latest_text(tracker: Tracker) -> str:
+    """What the customer last wrote ("" when nothing)."""
+    return str((tracker.latest_message or {}).get("text") or "")
+
+
 def entity_value(tracker: Tracker, entity: str) -> Optional[str]:
     return next(tracker.get_latest_entity_values(entity), None)
 

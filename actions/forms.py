@@ -252,7 +252,7 @@ class VerifiedFormValidation(FormValidationAction):
                                    domain: DomainDict) -> dict[str, Any]:
         """「是」 to 「是刚才的订单 … 吗？」 (domain.yml, `utter_ask_order_number`) is that order."""
         recent = _offered_order(tracker)
-        text = str((tracker.latest_message or {}).get("text") or "")
+        text = common.latest_text(tracker)
         if tracker.get_slot("requested_slot") != "order_number" or not recent or common.first_order_number(text):
             return {}
         return {"order_number": recent} if yes_or_no(text) is True else {}
@@ -360,6 +360,19 @@ class VerifiedFlowAction(Action):
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   customer_id: int) -> None:
         raise NotImplementedError
+
+
+def said_in_passing(tracker: Tracker, slot: str, find: Callable[[str], Optional[str]],
+                    *also_asked: str) -> dict[str, Any]:
+    """A slot's value found by `find` in the latest message, for a value given before it is asked.
+
+    When the slot itself (or one of `also_asked`) is being asked, the whole
+    message is the answer (domain.yml's from_text mapping), so nothing is found here.
+    """
+    if tracker.get_slot("requested_slot") in (slot, *also_asked):
+        return {}
+    found = find(common.latest_text(tracker))
+    return {slot: found} if found else {}
 
 
 def checked_slot(slot: str, check: Callable[[Any], Any], value: Any, dispatcher: CollectingDispatcher,

@@ -9,7 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common
-from actions.forms import VerifiedFlowAction, VerifiedFormValidation, checked_slot
+from actions.forms import VerifiedFlowAction, VerifiedFormValidation, checked_slot, said_in_passing
 from crm_adapter import errors, validation
 from crm_adapter.views import OrderView
 
@@ -127,10 +127,7 @@ class ValidateChangeAddressForm(_OrderChangeForm):
         The entity extractor's span of it may be partial, or missing; when the
         address itself is asked for, the whole message is the answer (domain.yml).
         """
-        if tracker.get_slot("requested_slot") == "new_address":
-            return {}
-        found = address_in(str((tracker.latest_message or {}).get("text") or ""))
-        return {"new_address": found} if found else {}
+        return said_in_passing(tracker, "new_address", address_in)
 
     def validate_new_address(self, value: Any, dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common, handoff, upset
-from actions.forms import VerifiedFlowAction, VerifiedFormValidation, checked_slot
+from actions.forms import VerifiedFlowAction, VerifiedFormValidation, checked_slot, said_in_passing
 from crm_adapter import errors, validation
 
 PAYMENT_PROBLEMS = ("failed", "double_charged", "charged_no_order")
@@ -107,10 +107,9 @@ class ValidateInvoiceForm(VerifiedFormValidation):
         Seen by hand: a company name typed where the order number was asked
         got 「请问有什么可以帮您？」 and the order number asked again.
         """
-        if tracker.get_slot("requested_slot") == "invoice_title" or tracker.get_slot("invoice_title"):
+        if tracker.get_slot("invoice_title"):
             return {}
-        found = invoice_title_in(str((tracker.latest_message or {}).get("text") or ""))
-        return {"invoice_title": found} if found else {}
+        return said_in_passing(tracker, "invoice_title", invoice_title_in)
 
     def validate_invoice_title(self, value: Any, dispatcher: CollectingDispatcher,
                                tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
